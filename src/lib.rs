@@ -1,0 +1,2 @@
+//! musehub library (module map filled in as modules land).
+pub mod cids;
