@@ -1,0 +1,310 @@
+//! Configuration, in layers each overriding the last: built-in defaults, `musehub.toml` in the
+//! data directory (or `--config FILE`), `MUSEHUB_*` environment variables, command-line flags.
+//!
+//! The data directory is `--data-dir`, else `$MUSEHUB_DATA`, else `./musehub-data`. The raw
+//! TOML shape ([`RawConfig`]) is kept apart from the validated [`Config`] of typed values, so
+//! a typo in a file is an error that names the key instead of a silently ignored setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::db::repos::Visibility;
+use crate::hub::Limits;
+
+/// Where `cargo run` and a fresh install listen: loopback only, so nothing is exposed until
+/// the owner chooses an address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Default request body cap. The CLI batches 400 objects whatever their size, so a batch of
+/// stems is large; this is the sanity cap, not a per-object limit (that is 256 MiB).
+pub const DEFAULT_MAX_BODY: u64 = 2 * 1024 * 1024 * 1024;
+
+/// The Muse CLI's response cap (`MAX_RESPONSE_BYTES`).
+pub const CLI_MAX_RESPONSE: u64 = 64 * 1024 * 1024;
+
+/// The commented file `musehub init` writes. Every line is a default, so it changes nothing
+/// until edited.
+pub const TEMPLATE: &str = r#"# musehub configuration. Each setting can also be given as an environment variable
+# (MUSEHUB_<NAME in capitals>) or a command-line flag, which win over this file.
+
+# Address and port to serve on. 127.0.0.1 is this machine only; use 0.0.0.0:8443 (with
+# tls = true) to let your band reach the hub over the LAN.
+# listen = "127.0.0.1:8080"
+
+# Serve https with the certificate `musehub init` made (needed for pushes over the LAN:
+# the Muse CLI only sends tokens over https, except to 127.0.0.1 and localhost).
+# tls = false
+
+# Extra names or addresses to put in the https certificate (run `musehub init` again after
+# changing this).
+# tls_names = ["studio.example.org"]
+
+# Visibility of a repository created by its owner's first push: "public" or "private".
+# default_visibility = "public"
+
+# Largest request body accepted (a push of stems sends many objects per request).
+# max_body = "2 GiB"
+
+# Largest fetch answer. The Muse CLI refuses anything over 64 MiB, so keep this unless
+# only other tools fetch from this hub.
+# max_fetch_answer = "64 MiB"
+
+# Address shown in `musehub token create` instructions, e.g. "https://musehub.local:8443".
+# public_url = "http://127.0.0.1:8080"
+"#;
+
+/// The file as written by people. Every field is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub tls: Option<bool>,
+    pub tls_names: Option<Vec<String>>,
+    pub default_visibility: Option<String>,
+    pub max_body: Option<Size>,
+    pub max_fetch_answer: Option<Size>,
+    pub public_url: Option<String>,
+}
+
+/// A byte size written as a number or a string like `"512 MiB"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    fn bytes(&self) -> Result<u64> {
+        match self {
+            Size::Bytes(n) => Ok(*n),
+            Size::Text(s) => parse_size(s),
+        }
+    }
+}
+
+/// Parses `"123"`, `"64 MiB"`, `"2GiB"`, `"500 MB"`.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("size {s:?} must start with a number"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => bail!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB or GB)"),
+    };
+    n.checked_mul(mult).with_context(|| format!("size {s:?} is too large"))
+}
+
+/// Settings given on the command line; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub tls: Option<bool>,
+}
+
+/// Paths inside the data directory.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn db(&self) -> PathBuf {
+        self.data_dir.join("musehub.db")
+    }
+    pub fn blocks(&self) -> PathBuf {
+        self.data_dir.join("blocks")
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.data_dir.join("musehub.toml")
+    }
+    pub fn tls(&self) -> crate::tls::TlsPaths {
+        crate::tls::TlsPaths::in_dir(&self.data_dir)
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub paths: Paths,
+    pub listen: SocketAddr,
+    pub tls: bool,
+    pub tls_names: Vec<String>,
+    pub default_visibility: Visibility,
+    pub limits: Limits,
+    /// Base URL shown to users; derived from `listen` and `tls` when not set.
+    pub public_url: String,
+    /// How long shutdown waits for open requests.
+    pub shutdown_grace: Duration,
+}
+
+/// The data directory from the flag, `$MUSEHUB_DATA`, or `./musehub-data`.
+pub fn data_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_owned();
+    }
+    match std::env::var_os("MUSEHUB_DATA") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from("musehub-data"),
+    }
+}
+
+impl Config {
+    /// Loads every layer. `config_file` replaces `<data dir>/musehub.toml` when given (and
+    /// must then exist).
+    pub fn load(data_dir: PathBuf, config_file: Option<&Path>, flags: &Overrides) -> Result<Config> {
+        let paths = Paths { data_dir };
+        let file = config_file.map(Path::to_owned).unwrap_or_else(|| paths.config_file());
+        let mut raw = match std::fs::read_to_string(&file) {
+            Ok(text) => toml::from_str::<RawConfig>(&text).with_context(|| format!("reading {}", file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && config_file.is_none() => RawConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+        };
+        apply_env(&mut raw, |k| std::env::var(k).ok())?;
+        if let Some(l) = &flags.listen {
+            raw.listen = Some(l.clone());
+        }
+        if let Some(t) = flags.tls {
+            raw.tls = Some(t);
+        }
+        Config::validate(paths, raw)
+    }
+
+    fn validate(paths: Paths, raw: RawConfig) -> Result<Config> {
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("listen address {listen_text:?} must look like 127.0.0.1:8080 or [::]:8443"))?;
+        let tls = raw.tls.unwrap_or(false);
+        let default_visibility = match raw.default_visibility.as_deref() {
+            None => Visibility::Public,
+            Some(v) => Visibility::parse(v).with_context(|| format!("default_visibility must be \"public\" or \"private\", not {v:?}"))?,
+        };
+        let max_body = raw.max_body.map(|s| s.bytes()).transpose()?.unwrap_or(DEFAULT_MAX_BODY);
+        let max_fetch_answer = raw.max_fetch_answer.map(|s| s.bytes()).transpose()?.unwrap_or(CLI_MAX_RESPONSE);
+        let public_url = match raw.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if tls { "https" } else { "http" };
+                let host = if listen.ip().is_unspecified() {
+                    if tls { "musehub.local".to_owned() } else { "127.0.0.1".to_owned() }
+                } else if listen.is_ipv6() {
+                    format!("[{}]", listen.ip())
+                } else {
+                    listen.ip().to_string()
+                };
+                format!("{scheme}://{host}:{}", listen.port())
+            }
+        };
+        Ok(Config {
+            paths,
+            listen,
+            tls,
+            tls_names: raw.tls_names.unwrap_or_default(),
+            default_visibility,
+            limits: Limits { max_body, max_fetch_answer },
+            public_url,
+            shutdown_grace: Duration::from_secs(10),
+        })
+    }
+
+    /// A configuration for tests: loopback, port 0, everything under `dir`.
+    pub fn for_tests(dir: &Path) -> Config {
+        let raw = RawConfig { listen: Some("127.0.0.1:0".into()), ..RawConfig::default() };
+        let mut c = Config::validate(Paths { data_dir: dir.to_owned() }, raw).expect("test defaults are valid");
+        c.shutdown_grace = Duration::from_secs(2);
+        c
+    }
+}
+
+fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+    if let Some(v) = get("MUSEHUB_LISTEN") {
+        raw.listen = Some(v);
+    }
+    if let Some(v) = get("MUSEHUB_TLS") {
+        raw.tls = Some(match v.as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" | "" => false,
+            _ => bail!("MUSEHUB_TLS must be true or false, not {v:?}"),
+        });
+    }
+    if let Some(v) = get("MUSEHUB_TLS_NAMES") {
+        raw.tls_names = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+    }
+    if let Some(v) = get("MUSEHUB_DEFAULT_VISIBILITY") {
+        raw.default_visibility = Some(v);
+    }
+    if let Some(v) = get("MUSEHUB_MAX_BODY") {
+        raw.max_body = Some(Size::Text(v));
+    }
+    if let Some(v) = get("MUSEHUB_MAX_FETCH_ANSWER") {
+        raw.max_fetch_answer = Some(Size::Text(v));
+    }
+    if let Some(v) = get("MUSEHUB_PUBLIC_URL") {
+        raw.public_url = Some(v);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("123").unwrap(), 123);
+        assert_eq!(parse_size("64 MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("5 mb").unwrap(), 5_000_000);
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("musehub.toml"),
+            "listen = \"0.0.0.0:9000\"\ndefault_visibility = \"private\"\nmax_body = \"1 GiB\"\n",
+        )
+        .unwrap();
+        let file: RawConfig = toml::from_str(&std::fs::read_to_string(dir.path().join("musehub.toml")).unwrap()).unwrap();
+        let mut raw = file;
+        apply_env(&mut raw, |k| (k == "MUSEHUB_LISTEN").then(|| "127.0.0.1:9001".to_owned())).unwrap();
+        let c = Config::validate(Paths { data_dir: dir.path().into() }, raw).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.default_visibility, Visibility::Private);
+        assert_eq!(c.limits.max_body, 1 << 30);
+        assert_eq!(c.limits.max_fetch_answer, CLI_MAX_RESPONSE);
+        assert_eq!(c.public_url, "http://127.0.0.1:9001");
+        let flags = Overrides { listen: Some("127.0.0.1:7000".into()), tls: Some(true) };
+        let c = Config::load(dir.path().into(), None, &flags).unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert!(c.tls);
+        assert_eq!(c.public_url, "https://127.0.0.1:7000");
+    }
+
+    #[test]
+    fn typos_are_errors() {
+        assert!(toml::from_str::<RawConfig>("lisen = \"x\"").is_err());
+        let raw = RawConfig { default_visibility: Some("secret".into()), ..Default::default() };
+        assert!(Config::validate(Paths { data_dir: ".".into() }, raw).is_err());
+    }
+
+    #[test]
+    fn the_template_is_valid_and_all_defaults() {
+        let raw: RawConfig = toml::from_str(TEMPLATE).unwrap();
+        assert!(raw.listen.is_none() && raw.tls.is_none() && raw.max_body.is_none());
+    }
+}

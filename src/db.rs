@@ -1,0 +1,202 @@
+//! The metadata database: SQLite in WAL mode, the only module that contains SQL.
+//!
+//! One writer connection behind a mutex serialises every write transaction; readers take a
+//! connection from a small pool, so reads never wait for a long push to commit. Both run on
+//! tokio's blocking pool (`spawn_blocking`), never on the async workers. Schema changes are
+//! numbered migrations tracked by `PRAGMA user_version`.
+//!
+//! Block bytes are not here, except small blocks stored inline (see [`crate::storage`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+pub mod content;
+pub mod repos;
+pub mod users;
+
+/// Migrations in order; `user_version` is the number applied. Never edit a released one.
+const MIGRATIONS: &[&str] = &[include_str!("db/migrations/0001_init.sql")];
+
+/// How long a connection waits on a lock held by another before giving up. Writes are
+/// serialised in-process, so this only matters for a concurrent CLI command (e.g. `doctor`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this musehub ({known}); upgrade musehub")]
+    TooNew { found: i64, known: i64 },
+    #[error("database task failed: {0}")]
+    Join(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A cheap, cloneable handle to the database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    /// The single write connection. A std mutex: it is only held inside blocking tasks.
+    writer: Mutex<Connection>,
+    /// Idle read connections. A std mutex held only to push or pop.
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut writer = Connection::open(path)?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        // In WAL mode NORMAL is durable across application crashes (a commit is in the WAL
+        // before it returns); FULL additionally survives power loss, which a Pi on an SD card
+        // sees, so we keep FULL.
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&mut writer)?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` inside one write transaction on the blocking pool; commits if it returns Ok.
+    pub async fn write<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> std::result::Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.write_blocking(f))
+            .await
+            .map_err(|e| E::from(Error::Join(e.to_string())))?
+    }
+
+    /// The blocking form of [`Db::write`], for CLI commands and blocking tasks.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
+    {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(Error::from)?;
+        Ok(out)
+    }
+
+    /// Runs `f` with a read connection on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&Connection) -> std::result::Result<T, E> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read_blocking(f))
+            .await
+            .map_err(|e| E::from(Error::Join(e.to_string())))?
+    }
+
+    /// The blocking form of [`Db::read`].
+    pub fn read_blocking<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&Connection) -> std::result::Result<T, E>,
+    {
+        let pooled = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(Error::from)?;
+                configure(&c).map_err(Error::from)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut idle = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(Error::TooNew { found: version, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(target: "musehub::db", version = i + 1, "applied migration");
+    }
+    Ok(())
+}
+
+/// The current time as RFC 3339 with microseconds (`2026-11-24T07:42:00.123456Z`).
+pub fn now() -> String {
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
+}
+
+/// The current time in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_bring_user_version_to_their_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let v: i64 = db
+            .read_blocking(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(Error::from))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        // Reopening applies nothing new and keeps the version.
+        drop(db);
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let v: i64 = db
+            .read_blocking(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(Error::from))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+}

@@ -1,0 +1,247 @@
+//! Content rows: blocks, objects, snapshots, commits, and which repo may see which.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Result;
+use crate::cids::Id;
+
+/// Where a block's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRow {
+    pub size: u64,
+    /// The bytes when stored inline; `None` when they are a file in the block directory.
+    pub inline: Option<Vec<u8>>,
+}
+
+pub fn block(conn: &Connection, digest: &Id) -> Result<Option<BlockRow>> {
+    Ok(conn
+        .prepare_cached("SELECT size, data FROM blocks WHERE digest = ?1")?
+        .query_row([&digest.0[..]], |r| Ok(BlockRow { size: r.get::<_, i64>(0)? as u64, inline: r.get(1)? }))
+        .optional()?)
+}
+
+pub fn has_block(conn: &Connection, digest: &Id) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM blocks WHERE digest = ?1")?
+        .query_row([&digest.0[..]], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Records a block. `inline` carries the bytes for a small block; `None` means the file is
+/// already durable in the block directory. Idempotent.
+pub fn put_block(conn: &Connection, digest: &Id, size: u64, inline: Option<&[u8]>) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO blocks (digest, size, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![&digest.0[..], size as i64, inline])?;
+    Ok(())
+}
+
+/// Every block digest with its size and whether it is inline, for `doctor`.
+pub fn all_blocks(conn: &Connection, mut f: impl FnMut(Id, u64, Option<Vec<u8>>) -> Result<()>) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT digest, size, data FROM blocks")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let d: Vec<u8> = r.get(0)?;
+        if let Some(id) = Id::from_slice(&d) {
+            f(id, r.get::<_, i64>(1)? as u64, r.get(2)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// An object's size and, for multi-chunk objects, its UnixFS root CID bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub size: u64,
+    pub root: Option<Vec<u8>>,
+}
+
+pub fn object(conn: &Connection, oid: &Id) -> Result<Option<ObjectRow>> {
+    Ok(conn
+        .prepare_cached("SELECT size, root FROM objects WHERE object_id = ?1")?
+        .query_row([&oid.0[..]], |r| Ok(ObjectRow { size: r.get::<_, i64>(0)? as u64, root: r.get(1)? }))
+        .optional()?)
+}
+
+pub fn put_object(conn: &Connection, oid: &Id, size: u64, root: Option<&[u8]>) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO objects (object_id, size, root) VALUES (?1, ?2, ?3)")?
+        .execute(params![&oid.0[..], size as i64, root])?;
+    Ok(())
+}
+
+pub fn all_objects(conn: &Connection) -> Result<Vec<(Id, ObjectRow)>> {
+    let mut stmt = conn.prepare("SELECT object_id, size, root FROM objects")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, ObjectRow { size: r.get::<_, i64>(1)? as u64, root: r.get(2)? }))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, o) = row?;
+        if let Some(id) = Id::from_slice(&id) {
+            out.push((id, o));
+        }
+    }
+    Ok(out)
+}
+
+/// Adds an object to a repo; true when it was not there yet.
+pub fn add_repo_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<bool> {
+    let n = conn
+        .prepare_cached("INSERT OR IGNORE INTO repo_objects (repo_id, object_id) VALUES (?1, ?2)")?
+        .execute(params![repo_id, &oid.0[..]])?;
+    Ok(n == 1)
+}
+
+pub fn repo_has_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM repo_objects WHERE repo_id = ?1 AND object_id = ?2")?
+        .query_row(params![repo_id, &oid.0[..]], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The ids of `ids` this repo does not hold, in request order.
+pub fn missing_objects(conn: &Connection, repo_id: i64, ids: &[Id]) -> Result<Vec<Id>> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM repo_objects WHERE repo_id = ?1 AND object_id = ?2")?;
+    let mut out = Vec::new();
+    for id in ids {
+        if !stmt.exists(params![repo_id, &id.0[..]])? {
+            out.push(*id);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether any public repo, or any repo of `owner_id`, holds the object (the `/o/{id}` ACL).
+pub fn object_visible(conn: &Connection, oid: &Id, owner_id: Option<i64>) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM repo_objects ro JOIN repos r ON r.id = ro.repo_id
+             WHERE ro.object_id = ?1 AND (r.visibility = 'public' OR r.owner_id = ?2) LIMIT 1",
+        )?
+        .exists(params![&oid.0[..], owner_id])?)
+}
+
+pub fn snapshot_raw(conn: &Connection, sid: &Id) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT raw FROM snapshots WHERE snapshot_id = ?1")?
+        .query_row([&sid.0[..]], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn put_snapshot(conn: &Connection, sid: &Id, entries: usize, raw: &[u8]) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO snapshots (snapshot_id, entries, raw) VALUES (?1, ?2, ?3)")?
+        .execute(params![&sid.0[..], entries as i64, raw])?;
+    Ok(())
+}
+
+pub fn add_repo_snapshot(conn: &Connection, repo_id: i64, sid: &Id) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO repo_snapshots (repo_id, snapshot_id) VALUES (?1, ?2)")?
+        .execute(params![repo_id, &sid.0[..]])?;
+    Ok(())
+}
+
+pub fn repo_has_snapshot(conn: &Connection, repo_id: i64, sid: &Id) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM repo_snapshots WHERE repo_id = ?1 AND snapshot_id = ?2")?
+        .exists(params![repo_id, &sid.0[..]])?)
+}
+
+/// The fields of a commit the hub uses; the full record stays in `raw`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRow {
+    pub commit_id: Id,
+    pub snapshot_id: Id,
+    pub parents: Vec<Id>,
+    pub message: String,
+    pub committed_at: String,
+    pub author: String,
+}
+
+pub fn put_commit(conn: &Connection, c: &CommitRow, raw: &[u8]) -> Result<()> {
+    let p1 = c.parents.first().map(|p| p.0.to_vec());
+    let p2 = c.parents.get(1).map(|p| p.0.to_vec());
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO commits (commit_id, snapshot_id, parent1, parent2, message, committed_at, author, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![&c.commit_id.0[..], &c.snapshot_id.0[..], p1, p2, c.message, c.committed_at, c.author, raw])?;
+    Ok(())
+}
+
+/// A commit of this repo (membership checked), without its raw record.
+pub fn repo_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<Option<CommitRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT c.snapshot_id, c.parent1, c.parent2, c.message, c.committed_at, c.author
+             FROM repo_commits rc JOIN commits c ON c.commit_id = rc.commit_id
+             WHERE rc.repo_id = ?1 AND rc.commit_id = ?2",
+        )?
+        .query_row(params![repo_id, &cid.0[..]], |r| {
+            let snap: Vec<u8> = r.get(0)?;
+            let parents = [r.get::<_, Option<Vec<u8>>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?]
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Id::from_slice(&p))
+                .collect();
+            Ok(CommitRow {
+                commit_id: *cid,
+                snapshot_id: Id::from_slice(&snap).unwrap_or(Id([0; 32])),
+                parents,
+                message: r.get(3)?,
+                committed_at: r.get(4)?,
+                author: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn commit_raw(conn: &Connection, cid: &Id) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT raw FROM commits WHERE commit_id = ?1")?
+        .query_row([&cid.0[..]], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn repo_has_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM repo_commits WHERE repo_id = ?1 AND commit_id = ?2")?
+        .exists(params![repo_id, &cid.0[..]])?)
+}
+
+pub fn add_repo_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO repo_commits (repo_id, commit_id, seq)
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM repo_commits WHERE repo_id = ?1))",
+    )?
+    .execute(params![repo_id, &cid.0[..]])?;
+    Ok(())
+}
+
+pub fn add_shallow(conn: &Connection, repo_id: i64, cid: &Id, missing: &Id) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO shallow (repo_id, commit_id, missing_parent) VALUES (?1, ?2, ?3)")?
+        .execute(params![repo_id, &cid.0[..], &missing.0[..]])?;
+    Ok(())
+}
+
+/// (commit, missing parent) pairs of a repo's shallow history.
+pub fn shallow(conn: &Connection, repo_id: i64) -> Result<Vec<(Id, Id)>> {
+    let mut stmt = conn.prepare_cached("SELECT commit_id, missing_parent FROM shallow WHERE repo_id = ?1")?;
+    let rows = stmt.query_map([repo_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (a, b) = row?;
+        if let (Some(a), Some(b)) = (Id::from_slice(&a), Id::from_slice(&b)) {
+            out.push((a, b));
+        }
+    }
+    Ok(out)
+}
+
+/// Counts for the node page and metrics: (objects, blocks, bytes in blocks).
+pub fn counts(conn: &Connection) -> Result<(u64, u64, u64)> {
+    let objects: i64 = conn.query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))?;
+    let (blocks, bytes): (i64, i64) =
+        conn.query_row("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blocks", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((objects as u64, blocks as u64, bytes as u64))
+}

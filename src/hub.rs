@@ -1,0 +1,852 @@
+//! What the hub does with the Muse wire protocol, free of HTTP: who may read or push a repo,
+//! storing pushed objects, accepting a push, negotiating and planning a fetch, releases.
+//!
+//! [`crate::web`] turns requests into calls here and results into responses. Every rule the
+//! reference MuseHub gets wrong (protocol doc §7.2) is handled here: ids and hashes are
+//! verified, empty objects kept, membership is per repo, the fast-forward check walks the
+//! pack and the stored history, a push is one transaction, non-owners get 403.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use rmpv::Value;
+
+use crate::cids::Id;
+use crate::db::content::{self, CommitRow, ObjectRow};
+use crate::db::repos::{self, Repo, Visibility};
+use crate::db::users::User;
+use crate::db::{self, Db};
+use crate::metrics::Metrics;
+use crate::storage::{self, Imported, Store};
+use crate::wire::objects::ObjectsReader;
+use crate::wire::{self, Fields};
+use crate::{auth, muse};
+
+/// Limits a hub applies to requests and answers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body, in bytes (a push/objects batch of stems can be hundreds of MiB).
+    pub max_body: u64,
+    /// Largest fetch answer. The Muse CLI refuses answers over 64 MiB, so a larger answer is
+    /// refused with an explanation instead of being sent and failing on the client.
+    pub max_fetch_answer: u64,
+}
+
+/// Staged inline bytes after which a push/objects request records what it has so far,
+/// bounding memory when a client sends many small objects in one body.
+const RECORD_EVERY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The hub: database, block store and policy. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Hub {
+    pub db: Db,
+    pub store: Store,
+    pub limits: Limits,
+    /// Visibility of a repo created by its owner's first push.
+    pub default_visibility: Visibility,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why a request was refused or failed. [`crate::web`] maps each to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Wire(#[from] wire::Error),
+    #[error("this answer would be {size} bytes, over the {cap}-byte limit of the Muse CLI: {hint}")]
+    AnswerTooLarge { size: u64, cap: u64, hint: &'static str },
+    #[error("storage: {0}")]
+    Storage(#[from] storage::Error),
+    #[error("database: {0}")]
+    Db(#[from] db::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The caller of a request: a user authenticated by bearer token, or anonymous.
+pub type Caller = Option<User>;
+
+impl From<muse::Error> for Error {
+    fn from(e: muse::Error) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
+fn not_found(owner: &str, slug: &str) -> Error {
+    Error::NotFound(format!("repository {owner}/{slug} not found"))
+}
+
+impl Hub {
+    /// Resolves a bearer token to its user. A token that is sent but not valid is an error,
+    /// so a musician with a revoked or mistyped token learns it instead of seeing 404s.
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Result<Caller> {
+        let Some(token) = bearer else { return Ok(None) };
+        let hash = auth::hash_token(token);
+        let user = self.db.read(move |c| db::users::by_token(c, &hash)).await?;
+        match user {
+            Some(u) => Ok(Some(u)),
+            None => Err(Error::Unauthorized("invalid, expired or revoked token".into())),
+        }
+    }
+
+    /// A repo the caller may read. Private repos are invisible (404) to everyone but the owner.
+    pub async fn repo_for_read(&self, owner: &str, slug: &str, caller: &Caller) -> Result<Repo> {
+        let (o, s) = (owner.to_owned(), slug.to_owned());
+        let repo = self.db.read(move |c| repos::get(c, &o, &s)).await?;
+        match repo {
+            Some(r) if r.visibility == Visibility::Public || is_owner(caller, &r) => Ok(r),
+            _ => Err(not_found(owner, slug)),
+        }
+    }
+
+    /// A repo the caller may write, created when this is its owner's first push.
+    pub async fn repo_for_write(&self, owner: &str, slug: &str, caller: &Caller, create: bool) -> Result<Repo> {
+        let Some(user) = caller else {
+            return Err(Error::Unauthorized(
+                "pushing needs a token: run `musehub token create --user <you>` on the hub and `muse auth login`".into(),
+            ));
+        };
+        let (o, s) = (owner.to_owned(), slug.to_owned());
+        let existing = self.db.read(move |c| repos::get(c, &o, &s)).await?;
+        match existing {
+            Some(r) if r.owner_id == user.id => Ok(r),
+            Some(r) if r.visibility == Visibility::Private => Err(not_found(owner, slug)),
+            Some(_) => Err(Error::Forbidden(format!("only {owner} can push to {owner}/{slug}"))),
+            None if user.name == owner && create => {
+                check_slug(slug)?;
+                let (o, s, uid, vis) = (owner.to_owned(), slug.to_owned(), user.id, self.default_visibility);
+                let repo = self
+                    .db
+                    .write(move |tx| {
+                        if repos::get(tx, &o, &s)?.is_none() {
+                            repos::create(tx, uid, &s, vis, &new_uuid())?;
+                            tracing::info!(target: "musehub::hub", repo = %format!("{o}/{s}"), "created repository on first push");
+                        }
+                        repos::get(tx, &o, &s)
+                    })
+                    .await?;
+                repo.ok_or_else(|| not_found(owner, slug))
+            }
+            None if user.name == owner => Err(not_found(owner, slug)),
+            None => Err(Error::Forbidden(format!("only {owner} can create repositories under {owner}/"))),
+        }
+    }
+
+    /// `GET refs`.
+    pub async fn refs(&self, repo: &Repo) -> Result<Value> {
+        let id = repo.id;
+        let heads = self.db.read(move |c| repos::branches(c, id)).await?;
+        Ok(wire::map([
+            ("repo_id", Value::from(repo.uuid.as_str())),
+            ("domain", Value::from(repo.domain.as_str())),
+            ("default_branch", Value::from(repo.default_branch.as_str())),
+            ("branch_heads", heads_value(&heads)),
+        ]))
+    }
+
+    /// `POST filter-objects`: the ids the repo lacks, in request order.
+    pub async fn filter_objects(&self, repo: Option<&Repo>, body: &Value) -> Result<Value> {
+        let ids = Fields::of(body, "")?.ids("object_ids", true)?;
+        let missing = match repo {
+            None => ids,
+            Some(r) => {
+                let id = r.id;
+                self.db.read(move |c| content::missing_objects(c, id, &ids)).await?
+            }
+        };
+        Ok(wire::map([("missing", Value::Array(missing.iter().map(|i| Value::from(i.to_hex())).collect()))]))
+    }
+
+    /// `POST presign`: this hub has no external object store, so every object goes inline
+    /// through push/objects (what the CLI expects when nothing is presigned).
+    pub fn presign(&self, body: &Value) -> Result<Value> {
+        let f = Fields::of(body, "")?;
+        let ids = f.ids("object_ids", true)?;
+        if let Some(d) = f.opt_str("direction")?
+            && d != "put"
+            && d != "get"
+        {
+            return Err(Error::Invalid(format!("direction must be \"put\" or \"get\", got {d:?}")));
+        }
+        Ok(wire::map([
+            ("presigned", Value::Map(Vec::new())),
+            ("inline", Value::Array(ids.iter().map(|i| Value::from(i.to_hex())).collect())),
+        ]))
+    }
+
+    /// `POST push/objects`, decoding the body as it arrives. Returns (stored, skipped).
+    pub async fn push_objects<S, E>(&self, repo: &Repo, body: S) -> Result<(u64, u64)>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut reader = ObjectsReader::start(body, self.limits.max_body).await?;
+        let mut batch: Vec<Imported> = Vec::new();
+        let mut dirs = BTreeSet::new();
+        let mut staged = 0u64;
+        let (mut stored, mut seen) = (0u64, 0u64);
+        while let Some((id, len)) = reader.next_object().await? {
+            seen += 1;
+            let known = self.db.read(move |c| content::object(c, &id)).await?.is_some();
+            let mut w = self.store.object_writer(id, len, known)?;
+            while let Some(chunk) = reader.content_chunk().await? {
+                w.write(&chunk).await?;
+            }
+            let (imported, d) = w.finish().await?;
+            staged += imported.blocks.iter().filter_map(|b| b.inline.as_ref()).map(|b| b.len() as u64).sum::<u64>();
+            dirs.extend(d);
+            batch.push(imported);
+            if staged > RECORD_EVERY_BYTES {
+                stored += self.store.record(repo.id, std::mem::take(&mut batch), std::mem::take(&mut dirs)).await?;
+                staged = 0;
+            }
+        }
+        stored += self.store.record(repo.id, batch, dirs).await?;
+        self.metrics.objects_stored.add(stored);
+        Ok((stored, seen - stored))
+    }
+
+    /// `POST push`: verifies the pack and moves the branch, all in one transaction.
+    pub async fn push(&self, repo: &Repo, body: &Value) -> Result<Value> {
+        let pack = Pack::parse(body)?;
+        if !pack.objects.is_empty() {
+            self.store_bundle_objects(repo, &pack.objects).await?;
+        }
+        let repo = repo.clone();
+        let outcome = self.db.write(move |tx| apply_push(tx, &repo, pack)).await?;
+        Ok(outcome)
+    }
+
+    async fn store_bundle_objects(&self, repo: &Repo, objects: &[(Id, Vec<u8>)]) -> Result<()> {
+        let mut batch = Vec::new();
+        let mut dirs = BTreeSet::new();
+        for (id, bytes) in objects {
+            let id = *id;
+            let known = self.db.read(move |c| content::object(c, &id)).await?.is_some();
+            let mut w = self.store.object_writer(id, bytes.len() as u64, known)?;
+            w.write(bytes).await?;
+            let (imp, d) = w.finish().await?;
+            batch.push(imp);
+            dirs.extend(d);
+        }
+        self.store.record(repo.id, batch, dirs).await?;
+        Ok(())
+    }
+
+    /// `POST negotiate` (protocol doc §3, the recommended form that reaches `ready`).
+    pub async fn negotiate(&self, repo: &Repo, body: &Value) -> Result<Value> {
+        let f = Fields::of(body, "")?;
+        let want = f.ids("want", true)?;
+        let have = f.ids("have", false)?;
+        let repo_id = repo.id;
+        let have_empty = have.is_empty();
+        let (ack, base) = self
+            .db
+            .read(move |c| {
+                let mut ack = Vec::new();
+                for h in &have {
+                    if content::repo_has_commit(c, repo_id, h)? {
+                        ack.push(*h);
+                    }
+                }
+                let acked: HashSet<Id> = ack.iter().copied().collect();
+                let mut base = None;
+                if !acked.is_empty() {
+                    'wants: for w in &want {
+                        let mut seen = HashSet::new();
+                        let mut queue = VecDeque::from([*w]);
+                        while let Some(c_id) = queue.pop_front() {
+                            if !seen.insert(c_id) {
+                                continue;
+                            }
+                            if acked.contains(&c_id) {
+                                base = Some(c_id);
+                                break 'wants;
+                            }
+                            if let Some(row) = content::repo_commit(c, repo_id, &c_id)? {
+                                queue.extend(row.parents);
+                            }
+                        }
+                    }
+                }
+                Ok::<_, Error>((ack, base))
+            })
+            .await?;
+        let ready = base.is_some() || have_empty;
+        Ok(wire::map([
+            ("ack", Value::Array(ack.iter().map(|i| Value::from(i.to_hex())).collect())),
+            ("common_base", base.map_or(Value::Nil, |b| Value::from(b.to_hex()))),
+            ("ready", Value::Boolean(ready)),
+        ]))
+    }
+
+    /// `POST fetch`: works out the answer and its exact size without reading object bytes.
+    pub async fn plan_fetch(&self, repo: &Repo, body: &Value) -> Result<FetchPlan> {
+        let f = Fields::of(body, "")?;
+        let want = f.ids("want", false)?;
+        let have = f.ids("have", false)?;
+        let repo_id = repo.id;
+        let cap = self.limits.max_fetch_answer;
+        self.db.read(move |c| plan_fetch(c, repo_id, &want, &have, cap)).await
+    }
+
+    /// Streams a planned fetch answer. Its length is exactly `plan.len`.
+    pub fn fetch_stream(&self, plan: FetchPlan) -> storage::ByteStream {
+        use futures_util::StreamExt;
+        let head = Bytes::from(plan.head);
+        let store = self.store.clone();
+        let tail = Bytes::from(plan.tail);
+        let objects = futures_util::stream::iter(plan.objects).flat_map(move |(id, row)| {
+            let mut prefix = Vec::with_capacity(96);
+            prefix.push(0x82);
+            rmp::encode::write_str(&mut prefix, "object_id").expect("Vec write");
+            rmp::encode::write_str(&mut prefix, &id.to_hex()).expect("Vec write");
+            rmp::encode::write_str(&mut prefix, "content").expect("Vec write");
+            rmp::encode::write_bin_len(&mut prefix, row.size as u32).expect("Vec write");
+            futures_util::stream::once(async move { Ok(Bytes::from(prefix)) }).chain(store.object_stream(id, row))
+        });
+        Box::pin(
+            futures_util::stream::once(async move { Ok(head) })
+                .chain(objects)
+                .chain(futures_util::stream::once(async move { Ok(tail) })),
+        )
+    }
+
+    /// `POST releases` (JSON body). Owner only. Returns the server-assigned release id.
+    pub async fn create_release(&self, repo: &Repo, body: &[u8]) -> Result<String> {
+        let mut rec: serde_json::Value = serde_json::from_slice(body).map_err(|e| wire::Error::Json(e.to_string()))?;
+        let obj = rec.as_object_mut().ok_or_else(|| Error::Invalid("release must be a JSON object".into()))?;
+        let tag = obj.get("tag").and_then(|t| t.as_str()).unwrap_or("").to_owned();
+        if tag.is_empty() || tag.len() > 100 || tag.contains(['/', '\0', '\n']) {
+            return Err(Error::Invalid(format!("release tag {tag:?} is not valid")));
+        }
+        let pre = obj.get("semver").and_then(|s| s.get("pre")).and_then(|p| p.as_str()).unwrap_or("");
+        let channel = match obj.get("channel").and_then(|c| c.as_str()).filter(|c| !c.is_empty()) {
+            Some(c) => c.to_owned(),
+            None => infer_channel(pre).to_owned(),
+        };
+        if !matches!(channel.as_str(), "stable" | "beta" | "alpha" | "nightly") {
+            return Err(Error::Invalid(format!("channel must be stable, beta, alpha or nightly, got {channel:?}")));
+        }
+        let commit = obj.get("commit_id").and_then(|c| c.as_str()).unwrap_or("").to_owned();
+        let commit_id = Id::parse(&commit).map_err(|e| Error::Invalid(format!("commit_id: {e}")))?;
+        let is_draft = obj.get("is_draft").and_then(|d| d.as_bool()).unwrap_or(false);
+        let uuid = new_uuid();
+        obj.insert("release_id".into(), uuid.clone().into());
+        obj.insert("repo_id".into(), repo.uuid.clone().into());
+        obj.insert("channel".into(), channel.clone().into());
+        if obj.get("created_at").and_then(|c| c.as_str()).is_none_or(str::is_empty) {
+            obj.insert("created_at".into(), db::now().into());
+        }
+        let release = repos::Release { uuid: uuid.clone(), tag: tag.clone(), channel, is_draft, record: rec.to_string() };
+        let repo_id = repo.id;
+        self.db
+            .write(move |tx| {
+                if !content::repo_has_commit(tx, repo_id, &commit_id)? {
+                    return Err(Error::Invalid(format!("commit {commit_id} is not on this hub: push it before its release")));
+                }
+                if !repos::add_release(tx, repo_id, &release, &commit)? {
+                    return Err(Error::Conflict(format!("release {tag} already exists")));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(uuid)
+    }
+
+    /// `GET releases`, newest first.
+    pub async fn releases(&self, repo: &Repo, channel: Option<String>, drafts: bool) -> Result<Value> {
+        let repo_id = repo.id;
+        let channel = channel.filter(|c| matches!(c.as_str(), "stable" | "beta" | "alpha" | "nightly"));
+        let list = self.db.read(move |c| repos::releases(c, repo_id, channel.as_deref(), drafts)).await?;
+        let items = list
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(&r.record).map(|j| json_to_msgpack(&j)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Invalid(format!("stored release record: {e}")))?;
+        Ok(wire::map([("releases", Value::Array(items))]))
+    }
+
+    /// `DELETE releases/{tag}`: removes the label only; commits and objects stay.
+    pub async fn delete_release(&self, repo: &Repo, tag: &str) -> Result<Value> {
+        let (repo_id, t) = (repo.id, tag.to_owned());
+        if !self.db.write(move |tx| repos::delete_release(tx, repo_id, &t)).await? {
+            return Err(Error::NotFound(format!("release {tag} not found")));
+        }
+        Ok(wire::map([("retracted", Value::from(tag))]))
+    }
+
+    /// `POST tags`: upserts wire tags by label.
+    pub async fn tags(&self, repo: &Repo, body: &Value) -> Result<Value> {
+        let f = Fields::of(body, "")?;
+        let mut parsed = Vec::new();
+        for (i, t) in f.array("tags")?.iter().enumerate() {
+            let path = format!("tags[{i}]");
+            let tf = Fields::of(t, &path)?;
+            let commit = tf.id("commit_id")?;
+            let label = tf.str("tag")?;
+            if label.is_empty() || label.len() > 500 {
+                return Err(Error::Invalid(format!("{path}.tag must be 1 to 500 characters")));
+            }
+            let created = tf.opt_str("created_at")?.map(str::to_owned).unwrap_or_else(db::now);
+            let tag_id = tf.opt_str("tag_id")?.map(str::to_owned).unwrap_or_else(new_uuid);
+            parsed.push((label.to_owned(), tag_id, commit.to_hex(), created));
+        }
+        let (repo_id, n) = (repo.id, parsed.len());
+        self.db
+            .write(move |tx| {
+                for (label, tag_id, commit, created) in &parsed {
+                    repos::upsert_tag(tx, repo_id, label, tag_id, commit, created)?;
+                }
+                Ok::<_, Error>(())
+            })
+            .await?;
+        Ok(wire::map([("stored", Value::from(n as u64))]))
+    }
+}
+
+/// Whether the caller owns the repo.
+pub fn is_owner(caller: &Caller, repo: &Repo) -> bool {
+    caller.as_ref().is_some_and(|u| u.id == repo.owner_id)
+}
+
+/// Repo slugs are URL path segments: letters, digits, `-`, `_`, `.`; not starting with `.`.
+pub fn check_slug(slug: &str) -> Result<()> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 100
+        && !slug.starts_with('.')
+        && slug.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(Error::Invalid(format!("repository name {slug:?} may only use letters, digits, '-', '_' and '.'"))) }
+}
+
+/// User names follow the same rule as slugs (they are the first path segment).
+pub fn check_user_name(name: &str) -> Result<()> {
+    check_slug(name).map_err(|_| Error::Invalid(format!("user name {name:?} may only use letters, digits, '-', '_' and '.'")))
+}
+
+/// A random UUID v4 string (the repo and release ids the CLI stores).
+pub fn new_uuid() -> String {
+    let mut b = auth::random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+fn infer_channel(pre: &str) -> &'static str {
+    if pre.starts_with("alpha") {
+        "alpha"
+    } else if pre.starts_with("beta") {
+        "beta"
+    } else if pre.starts_with("nightly") {
+        "nightly"
+    } else {
+        "stable"
+    }
+}
+
+fn heads_value(heads: &[(String, Id)]) -> Value {
+    Value::Map(heads.iter().map(|(b, h)| (Value::from(b.as_str()), Value::from(h.to_hex()))).collect())
+}
+
+/// JSON → msgpack for release records (the CLI sends JSON, reads msgpack).
+fn json_to_msgpack(j: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match j {
+        J::Null => Value::Nil,
+        J::Bool(b) => Value::Boolean(*b),
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        J::String(s) => Value::from(s.as_str()),
+        J::Array(a) => Value::Array(a.iter().map(json_to_msgpack).collect()),
+        J::Object(o) => Value::Map(o.iter().map(|(k, v)| (Value::from(k.as_str()), json_to_msgpack(v))).collect()),
+    }
+}
+
+/// A parsed, verified push body.
+#[derive(Debug)]
+struct Pack {
+    branch: String,
+    force: bool,
+    tip: Option<Id>,
+    /// Commits with their verbatim msgpack record.
+    commits: Vec<(CommitRow, Vec<u8>)>,
+    /// Snapshots: id, manifest object ids, verbatim record.
+    snapshots: Vec<(Id, Vec<Id>, Vec<u8>)>,
+    objects: Vec<(Id, Vec<u8>)>,
+}
+
+impl Pack {
+    fn parse(body: &Value) -> Result<Pack> {
+        let f = Fields::of(body, "")?;
+        let branch = f.str("branch")?.to_owned();
+        muse::check_branch(&branch)?;
+        let force = f.bool_or("force", false)?;
+        let bundle = Fields::of(f.get("bundle").ok_or_else(|| wire::Error::Missing("bundle".into()))?, "bundle")?;
+
+        let mut snapshots = Vec::new();
+        for (i, s) in bundle.opt_array("snapshots")?.iter().enumerate() {
+            let path = format!("bundle.snapshots[{i}]");
+            let sf = Fields::of(s, &path)?;
+            let sid = sf.id("snapshot_id")?;
+            let manifest = match sf.get("manifest") {
+                Some(Value::Map(m)) => m,
+                None => return Err(wire::Error::Missing(format!("{path}.manifest")).into()),
+                Some(_) => return Err(wire::Error::Type { field: format!("{path}.manifest"), expected: "a map" }.into()),
+            };
+            let mut entries = Vec::with_capacity(manifest.len());
+            for (k, v) in manifest {
+                let p = k.as_str().ok_or_else(|| wire::Error::Type { field: format!("{path}.manifest"), expected: "a map of string paths" })?;
+                muse::check_path(p)?;
+                let oid = v
+                    .as_str()
+                    .ok_or_else(|| wire::Error::Type { field: format!("{path}.manifest[{p:?}]"), expected: "a string" })
+                    .and_then(|s| Id::parse(s).map_err(|e| wire::Error::Invalid { field: format!("{path}.manifest[{p:?}]"), why: e.to_string() }))?;
+                entries.push((p, oid));
+            }
+            let computed = muse::snapshot_id(entries.iter().map(|(p, o)| (*p, o)));
+            if computed != sid {
+                return Err(muse::Error::SnapshotId { claimed: sid, computed }.into());
+            }
+            snapshots.push((sid, entries.into_iter().map(|(_, o)| o).collect(), wire::encode(s)));
+        }
+
+        let mut commits = Vec::new();
+        for (i, c) in bundle.opt_array("commits")?.iter().enumerate() {
+            let path = format!("bundle.commits[{i}]");
+            let cf = Fields::of(c, &path)?;
+            let commit_id = cf.id("commit_id")?;
+            let snapshot_id = cf.id("snapshot_id")?;
+            let parents: Vec<Id> = [cf.opt_id("parent_commit_id")?, cf.opt_id("parent2_commit_id")?].into_iter().flatten().collect();
+            let message = cf.opt_str("message")?.unwrap_or("");
+            let committed_at = cf.str("committed_at")?;
+            let author = cf.opt_str("author")?.unwrap_or("");
+            let computed = muse::commit_id(&parents, &snapshot_id, message, committed_at);
+            if computed != commit_id {
+                return Err(muse::Error::CommitId { claimed: commit_id, computed }.into());
+            }
+            let row = CommitRow {
+                commit_id,
+                snapshot_id,
+                parents,
+                message: message.to_owned(),
+                committed_at: committed_at.to_owned(),
+                author: author.to_owned(),
+            };
+            commits.push((row, wire::encode(c)));
+        }
+
+        let mut objects = Vec::new();
+        for (i, o) in bundle.opt_array("objects")?.iter().enumerate() {
+            let path = format!("bundle.objects[{i}]");
+            let of = Fields::of(o, &path)?;
+            let id = of.id("object_id")?;
+            let Some(Value::Binary(content)) = of.get("content") else {
+                return Err(wire::Error::Type { field: format!("bundle.objects[{i}].content"), expected: "msgpack bin" }.into());
+            };
+            objects.push((id, content.clone()));
+        }
+
+        let heads = f.get("branch_heads").or_else(|| bundle.get("branch_heads"));
+        let tip = match heads {
+            Some(Value::Map(m)) => m
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(&branch))
+                .and_then(|(_, v)| v.as_str())
+                .map(|s| Id::parse(s).map_err(|e| wire::Error::Invalid { field: "branch_heads".into(), why: e.to_string() }))
+                .transpose()?,
+            _ => None,
+        };
+        Ok(Pack { branch, force, tip, commits, snapshots, objects })
+    }
+
+    /// The pushed tip: the named head, else the pack's one leaf (preferring the target branch).
+    fn tip(&self, raw_branch_of: impl Fn(&[u8]) -> Option<String>) -> Result<Id> {
+        if let Some(t) = self.tip {
+            return Ok(t);
+        }
+        let named: HashSet<Id> = self.commits.iter().flat_map(|(c, _)| c.parents.iter().copied()).collect();
+        let leaves: Vec<&(CommitRow, Vec<u8>)> = self.commits.iter().filter(|(c, _)| !named.contains(&c.commit_id)).collect();
+        match leaves.as_slice() {
+            [] => Err(Error::Invalid("push carries no commits".into())),
+            [one] => Ok(one.0.commit_id),
+            many => {
+                let on_branch: Vec<_> =
+                    many.iter().filter(|(_, raw)| raw_branch_of(raw).as_deref() == Some(self.branch.as_str())).collect();
+                match on_branch.as_slice() {
+                    [one] => Ok(one.0.commit_id),
+                    _ => Err(Error::Invalid(format!("push has {} tip commits; cannot tell which is '{}'", many.len(), self.branch))),
+                }
+            }
+        }
+    }
+}
+
+fn branch_field(raw: &[u8]) -> Option<String> {
+    let v = wire::decode(raw).ok()?;
+    Fields::of(&v, "").ok()?.opt_str("branch").ok().flatten().map(str::to_owned)
+}
+
+fn apply_push(tx: &rusqlite::Transaction<'_>, repo: &Repo, pack: Pack) -> Result<Value> {
+    let rid = repo.id;
+    let tip = pack.tip(branch_field)?;
+    let pack_commits: HashMap<Id, &CommitRow> = pack.commits.iter().map(|(c, _)| (c.commit_id, c)).collect();
+    let pack_snaps: HashSet<Id> = pack.snapshots.iter().map(|(s, _, _)| *s).collect();
+
+    if !pack_commits.contains_key(&tip) && !content::repo_has_commit(tx, rid, &tip)? {
+        return Err(Error::Invalid(format!("tip {tip} of '{}' is neither in the push nor on the hub", pack.branch)));
+    }
+    for (sid, oids, _) in &pack.snapshots {
+        for oid in oids {
+            if !content::repo_has_object(tx, rid, oid)? {
+                return Err(Error::Invalid(format!("snapshot {sid} names object {oid}, which was not uploaded")));
+            }
+        }
+    }
+    let mut shallow = Vec::new();
+    for (c, _) in &pack.commits {
+        if !pack_snaps.contains(&c.snapshot_id) && !content::repo_has_snapshot(tx, rid, &c.snapshot_id)? {
+            return Err(Error::Invalid(format!("commit {} names snapshot {}, which is not in the push", c.commit_id, c.snapshot_id)));
+        }
+        for p in &c.parents {
+            if !pack_commits.contains_key(p) && !content::repo_has_commit(tx, rid, p)? {
+                shallow.push((c.commit_id, *p));
+            }
+        }
+    }
+
+    let old = repos::branch_head(tx, rid, &pack.branch)?;
+    if let Some(old) = old
+        && old != tip
+        && !pack.force
+        && !reaches(tx, rid, &pack_commits, tip, old)?
+    {
+        return Err(Error::Conflict(format!(
+            "non-fast-forward push to '{}': the hub's '{}' is at {}, which your commits do not contain; pull first, or push with --force to overwrite",
+            pack.branch,
+            pack.branch,
+            &old.to_hex()[..12]
+        )));
+    }
+
+    let had_branches = !repos::branches(tx, rid)?.is_empty();
+    for (sid, oids, raw) in &pack.snapshots {
+        content::put_snapshot(tx, sid, oids.len(), raw)?;
+        content::add_repo_snapshot(tx, rid, sid)?;
+    }
+    let mut new_commits = 0usize;
+    for (c, raw) in topo_order(&pack.commits) {
+        if !content::repo_has_commit(tx, rid, &c.commit_id)? {
+            new_commits += 1;
+        }
+        content::put_commit(tx, c, raw)?;
+        content::add_repo_commit(tx, rid, &c.commit_id)?;
+    }
+    for (c, missing) in &shallow {
+        tracing::warn!(target: "musehub::hub", repo = %format!("{}/{}", repo.owner, repo.slug), commit = %c, parent = %missing, "accepted commit whose parent this hub has never seen (shallow history)");
+        content::add_shallow(tx, rid, c, missing)?;
+    }
+    repos::set_branch(tx, rid, &pack.branch, &tip)?;
+    repos::touch_pushed(tx, rid)?;
+    if !had_branches {
+        repos::set_default_branch(tx, rid, &pack.branch)?;
+    }
+    let heads = repos::branches(tx, rid)?;
+    Ok(wire::map([
+        ("ok", Value::Boolean(true)),
+        ("message", Value::from(format!("pushed {new_commits} commit(s) to '{}'", pack.branch))),
+        ("branch_heads", heads_value(&heads)),
+        ("remote_head", Value::from(tip.to_hex())),
+    ]))
+}
+
+/// Whether `target` is `from` or one of its ancestors, over the pack and the repo's history.
+fn reaches(conn: &rusqlite::Connection, rid: i64, pack: &HashMap<Id, &CommitRow>, from: Id, target: Id) -> Result<bool> {
+    let mut seen = HashSet::new();
+    let mut queue = VecDeque::from([from]);
+    while let Some(c) = queue.pop_front() {
+        if c == target {
+            return Ok(true);
+        }
+        if !seen.insert(c) {
+            continue;
+        }
+        if let Some(row) = pack.get(&c) {
+            queue.extend(row.parents.iter().copied());
+        } else if let Some(row) = content::repo_commit(conn, rid, &c)? {
+            queue.extend(row.parents);
+        }
+    }
+    Ok(false)
+}
+
+/// Pack commits with parents before children (Kahn's algorithm; ties keep pack order).
+fn topo_order(commits: &[(CommitRow, Vec<u8>)]) -> Vec<&(CommitRow, Vec<u8>)> {
+    let index: HashMap<Id, usize> = commits.iter().enumerate().map(|(i, (c, _))| (c.commit_id, i)).collect();
+    let mut indegree = vec![0usize; commits.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); commits.len()];
+    for (i, (c, _)) in commits.iter().enumerate() {
+        for p in &c.parents {
+            if let Some(&pi) = index.get(p) {
+                indegree[i] += 1;
+                children[pi].push(i);
+            }
+        }
+    }
+    let mut ready: VecDeque<usize> = (0..commits.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut out = Vec::with_capacity(commits.len());
+    let mut done = vec![false; commits.len()];
+    while let Some(i) = ready.pop_front() {
+        if done[i] {
+            continue;
+        }
+        done[i] = true;
+        out.push(&commits[i]);
+        for &ch in &children[i] {
+            indegree[ch] -= 1;
+            if indegree[ch] == 0 {
+                ready.push_back(ch);
+            }
+        }
+    }
+    // A cycle cannot hash consistently, but never drop records: append whatever is left.
+    out.extend(commits.iter().enumerate().filter(|(i, _)| !done[*i]).map(|(_, c)| c));
+    out
+}
+
+/// A fetch answer worked out ahead of sending: everything but the object bytes, and the exact
+/// encoded length (the CLI reads `Content-Length` to enforce its cap).
+#[derive(Debug)]
+pub struct FetchPlan {
+    /// Map header, commits, snapshots and the objects array header.
+    head: Vec<u8>,
+    objects: Vec<(Id, ObjectRow)>,
+    /// The `branch_heads` entry.
+    tail: Vec<u8>,
+    pub len: u64,
+    pub commits: usize,
+}
+
+fn plan_fetch(c: &rusqlite::Connection, rid: i64, want: &[Id], have: &[Id], cap: u64) -> Result<FetchPlan> {
+    let mut have_set = HashSet::new();
+    for h in have {
+        if content::repo_has_commit(c, rid, h)? {
+            have_set.insert(*h);
+        }
+    }
+    // Walk from the wants to everything the client lacks; remember the boundary haves.
+    let mut commits = Vec::new();
+    let mut boundary = HashSet::new();
+    let mut seen = HashSet::new();
+    let mut queue: VecDeque<Id> = want.iter().copied().collect();
+    while let Some(id) = queue.pop_front() {
+        if have_set.contains(&id) {
+            boundary.insert(id);
+            continue;
+        }
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(row) = content::repo_commit(c, rid, &id)? else { continue };
+        queue.extend(row.parents.iter().copied());
+        commits.push(row);
+    }
+    // Objects the client holds through the snapshots of its boundary commits are not resent.
+    let mut held = HashSet::new();
+    for b in &boundary {
+        if let Some(row) = content::repo_commit(c, rid, b)? {
+            held.extend(manifest_ids(c, &row.snapshot_id)?);
+        }
+    }
+    let mut snapshot_ids = Vec::new();
+    let mut snap_seen = HashSet::new();
+    for row in &commits {
+        if snap_seen.insert(row.snapshot_id) {
+            snapshot_ids.push(row.snapshot_id);
+        }
+    }
+    let mut snapshots_raw = Vec::new();
+    let mut object_ids = Vec::new();
+    let mut obj_seen = HashSet::new();
+    for sid in &snapshot_ids {
+        let Some(raw) = content::snapshot_raw(c, sid)? else { continue };
+        for oid in manifest_ids_of_raw(&raw)? {
+            if !held.contains(&oid) && obj_seen.insert(oid) {
+                object_ids.push(oid);
+            }
+        }
+        snapshots_raw.push(raw);
+    }
+    let mut objects = Vec::with_capacity(object_ids.len());
+    for oid in object_ids {
+        match content::object(c, &oid)? {
+            Some(row) if content::repo_has_object(c, rid, &oid)? => objects.push((oid, row)),
+            _ => tracing::error!(target: "musehub::hub", object = %oid, "snapshot names an object this repo lacks; run `musehub doctor`"),
+        }
+    }
+
+    let mut head = Vec::new();
+    head.push(0x84);
+    rmp::encode::write_str(&mut head, "commits").expect("Vec write");
+    rmp::encode::write_array_len(&mut head, commits.len() as u32).expect("Vec write");
+    for row in &commits {
+        let raw = content::commit_raw(c, &row.commit_id)?.unwrap_or_default();
+        head.extend_from_slice(&raw);
+    }
+    rmp::encode::write_str(&mut head, "snapshots").expect("Vec write");
+    rmp::encode::write_array_len(&mut head, snapshots_raw.len() as u32).expect("Vec write");
+    for raw in &snapshots_raw {
+        head.extend_from_slice(raw);
+    }
+    rmp::encode::write_str(&mut head, "objects").expect("Vec write");
+    rmp::encode::write_array_len(&mut head, objects.len() as u32).expect("Vec write");
+    let heads = repos::branches(c, rid)?;
+    let mut tail = Vec::new();
+    rmp::encode::write_str(&mut tail, "branch_heads").expect("Vec write");
+    rmpv::encode::write_value(&mut tail, &heads_value(&heads)).expect("Vec write");
+
+    // Per object: fixmap(2), "object_id" (10), str8 id (66), "content" (8), bin header, bytes.
+    let objects_len: u64 = objects.iter().map(|(_, r)| 85 + wire::bin_header_len(r.size) + r.size).sum();
+    let len = head.len() as u64 + objects_len + tail.len() as u64;
+    if len > cap {
+        return Err(Error::AnswerTooLarge {
+            size: len,
+            cap,
+            hint: "fetch fewer commits at a time (pull after each push), or copy the repository with a CAR export",
+        });
+    }
+    Ok(FetchPlan { head, objects, tail, len, commits: commits.len() })
+}
+
+fn manifest_ids(c: &rusqlite::Connection, sid: &Id) -> Result<Vec<Id>> {
+    match content::snapshot_raw(c, sid)? {
+        Some(raw) => manifest_ids_of_raw(&raw),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The object ids of a stored snapshot record.
+pub fn manifest_ids_of_raw(raw: &[u8]) -> Result<Vec<Id>> {
+    let v = wire::decode(raw)?;
+    let f = Fields::of(&v, "snapshot")?;
+    let Some(Value::Map(m)) = f.get("manifest") else { return Ok(Vec::new()) };
+    Ok(m.iter().filter_map(|(_, v)| v.as_str()).filter_map(|s| Id::parse(s).ok()).collect())
+}

@@ -1,0 +1,143 @@
+//! Starting and stopping a hub: open the data directory, bind the listener, serve plain http
+//! or https until shutdown, then let open requests finish.
+//!
+//! [`Server::bind`] is what `musehub serve` and the integration tests both call, so tests run
+//! the real server, routes and storage on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+use crate::web::{self, AppState};
+use crate::tls;
+
+/// A running hub.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    tls: bool,
+    hub: Hub,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the database and block store of a data directory.
+pub fn open_hub(config: &Config) -> Result<Hub> {
+    std::fs::create_dir_all(&config.paths.data_dir)
+        .with_context(|| format!("creating data directory {}", config.paths.data_dir.display()))?;
+    let db = Db::open(&config.paths.db()).with_context(|| format!("opening {}", config.paths.db().display()))?;
+    let store = Store::open(db.clone(), &config.paths.blocks())
+        .with_context(|| format!("opening block store {}", config.paths.blocks().display()))?;
+    Ok(Hub {
+        db,
+        store,
+        limits: config.limits.clone(),
+        default_visibility: config.default_visibility,
+        metrics: Arc::new(Metrics::default()),
+    })
+}
+
+impl Server {
+    /// Opens the hub's data and starts serving on `config.listen`.
+    pub async fn bind(config: Config) -> Result<Server> {
+        let hub = open_hub(&config)?;
+        let tls_paths = config.paths.tls();
+        let ca_pem = if tls_paths.exists() { Some(Arc::from(tls::ca_pem(&tls_paths)?)) } else { None };
+        let state = AppState { hub: hub.clone(), ca_pem, started: Instant::now() };
+        let app = web::router(state);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another hub running there?)", config.listen))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let task = if config.tls {
+            let server_config = tls::server_config(&tls_paths)?;
+            let token = shutdown.clone();
+            tokio::spawn(tls::serve(listener, server_config, app, token, config.shutdown_grace))
+        } else {
+            let token = shutdown.clone();
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move { axum::serve(listener, service).with_graceful_shutdown(token.cancelled_owned()).await })
+        };
+        tracing::info!(target: "musehub::server", %addr, tls = config.tls, data = %config.paths.data_dir.display(), "serving");
+        Ok(Server { addr, tls: config.tls, hub, shutdown, task })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (or https).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting connections and waits for open requests to finish.
+    pub async fn shutdown(self) -> Result<()> {
+        self.shutdown.cancel();
+        self.join().await
+    }
+
+    /// Waits until the server stops (after its shutdown token is cancelled).
+    pub async fn join(self) -> Result<()> {
+        self.task.await.context("server task panicked")?.context("server failed")?;
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM (what systemd sends on stop).
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!(target: "musehub::server", "shutting down: letting open requests finish");
+        token.cancel();
+    });
+}
+
+/// Tells systemd (`Type=notify`) that the hub is ready, when run under it.
+pub fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(b"READY=1", &a))
+    } else {
+        sock.send_to(b"READY=1", std::path::Path::new(&path))
+    };
+    if let Err(e) = sent {
+        tracing::warn!(target: "musehub::server", error = %e, "could not notify systemd");
+    }
+}

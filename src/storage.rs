@@ -1,0 +1,431 @@
+//! The content-addressed block store.
+//!
+//! Every block is kept once, keyed by the SHA-256 of its bytes. Blocks up to [`INLINE_MAX`]
+//! bytes live inline in SQLite (written in the same transaction as the rows that name them);
+//! larger ones are files `blocks/<2 hex>/<64 hex>`, written to a temp file, fsynced, renamed
+//! and their directory fsynced before any row that names them is committed. So a crash can
+//! leave an orphan file, never a row pointing at missing bytes.
+//!
+//! Objects are imported with the `unixfs-v1-2025` profile ([`unixfs::UNIXFS_V1_2025`]): an
+//! object of at most one chunk is a single raw block whose digest is its `object_id`; a larger
+//! one becomes 1 MiB raw leaves plus a balanced dag-pb tree whose root CID is kept beside the
+//! `object_id`. Nothing keeps a second whole copy, and reads stream leaf by leaf.
+//!
+//! SQL stays in [`crate::db`]; HTTP and msgpack stay out of here.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures_util::Stream;
+use sha2::{Digest, Sha256};
+
+use crate::cids::{self, DAG_PB, Id, RAW};
+use crate::db::{self, Db, content};
+
+pub mod unixfs;
+
+/// Blocks up to this size are stored inline in SQLite rather than as files.
+///
+/// Many files of a music repo are small (MIDI, lyrics, project metadata). As files, each costs
+/// a temp file, two fsyncs and a rename; inline, a whole push/objects batch shares one commit.
+/// `musehub bench` prints both rates; 64 KiB is well inside the range where inline wins.
+pub const INLINE_MAX: usize = 64 * 1024;
+
+/// Largest object the hub accepts: the Muse CLI's own `MAX_FILE_BYTES`.
+pub const MAX_OBJECT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Leaf writes of one object that may be in flight at once (hash + write on blocking threads
+/// while more bytes arrive).
+const LEAVES_IN_FLIGHT: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("object {expected} does not match its content (sha256 {actual})")]
+    HashMismatch { expected: Id, actual: Id },
+    #[error("object {id} is {size} bytes, over the {max}-byte limit")]
+    TooLarge { id: Id, size: u64, max: u64 },
+    #[error("block {0} is missing")]
+    MissingBlock(Id),
+    #[error("block {cid}: {why}")]
+    BadBlock { cid: String, why: String },
+    #[error("block store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Db(#[from] db::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A handle to the block store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+    dir: PathBuf,
+    profile: unixfs::Profile,
+}
+
+/// A block ready to be recorded: its file is durable already, or its bytes ride along to be
+/// written inline in the recording transaction.
+#[derive(Debug)]
+pub struct StagedBlock {
+    pub digest: Id,
+    pub size: u64,
+    pub inline: Option<Vec<u8>>,
+}
+
+/// An object whose bytes are stored (or staged) and verified against its id.
+#[derive(Debug)]
+pub struct Imported {
+    pub object_id: Id,
+    pub size: u64,
+    /// The dag-pb root for multi-chunk objects.
+    pub root: Option<Cid>,
+    /// Blocks to record; empty when the object was already stored.
+    pub blocks: Vec<StagedBlock>,
+    /// Whether the object was new to the hub.
+    pub new: bool,
+}
+
+impl Store {
+    /// Opens the store under `dir` (created if missing) and clears temp files left by a crash.
+    pub fn open(db: Db, dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        for entry in std::fs::read_dir(dir.join("tmp"))? {
+            let _ = std::fs::remove_file(entry?.path());
+        }
+        Ok(Store { db, dir: dir.to_owned(), profile: unixfs::UNIXFS_V1_2025 })
+    }
+
+    /// The same store importing with another profile (tests of the tree builder only).
+    pub fn with_profile(mut self, profile: unixfs::Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn block_path(&self, digest: &Id) -> PathBuf {
+        let hex = digest.to_hex();
+        self.dir.join(&hex[..2]).join(hex)
+    }
+
+    /// Writes a block file durably unless it exists. Returns the directory that must be
+    /// fsynced before a row names the block.
+    fn write_file(&self, digest: &Id, data: &[u8]) -> std::io::Result<PathBuf> {
+        let path = self.block_path(digest);
+        let parent = path.parent().expect("block paths have a shard directory").to_owned();
+        if path.exists() {
+            return Ok(parent);
+        }
+        std::fs::create_dir_all(&parent)?;
+        let mut tmp = tempfile_in(&self.dir.join("tmp"))?;
+        tmp.1.write_all(data)?;
+        tmp.1.sync_all()?;
+        std::fs::rename(&tmp.0, &path)?;
+        Ok(parent)
+    }
+
+    /// Reads one block by digest, from its file or inline row.
+    pub fn read_block_blocking(&self, digest: &Id) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.block_path(digest)) {
+            Ok(b) => return Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let row = self.db.read_blocking(|c| content::block(c, digest))?;
+        Ok(row.and_then(|r| r.inline))
+    }
+
+    /// Starts importing an object of `size` bytes that must hash to `expected`.
+    ///
+    /// `known` says the hub already holds the object: its bytes are then only hashed.
+    pub fn object_writer(&self, expected: Id, size: u64, known: bool) -> Result<ObjectWriter> {
+        if size > MAX_OBJECT_BYTES {
+            return Err(Error::TooLarge { id: expected, size, max: MAX_OBJECT_BYTES });
+        }
+        let large = size > self.profile.chunk_size as u64;
+        Ok(ObjectWriter {
+            store: self.clone(),
+            expected,
+            size,
+            received: 0,
+            hasher: Sha256::new(),
+            buf: if known { Vec::new() } else { Vec::with_capacity((size as usize).min(self.profile.chunk_size)) },
+            tree: (large && !known).then(|| unixfs::TreeBuilder::new(self.profile)),
+            in_flight: VecDeque::new(),
+            staged: Vec::new(),
+            dirs: BTreeSet::new(),
+            known,
+        })
+    }
+
+    /// Records imported objects in one transaction and adds them to `repo_id`.
+    ///
+    /// Directories of new block files are fsynced first, so every row commits after its bytes.
+    /// Returns how many objects were new to the repo.
+    pub async fn record(&self, repo_id: i64, objects: Vec<Imported>, dirs: BTreeSet<PathBuf>) -> Result<u64> {
+        tokio::task::spawn_blocking(move || sync_dirs(&dirs))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.db
+            .write(move |tx| {
+                let mut added = 0;
+                for o in &objects {
+                    for b in &o.blocks {
+                        content::put_block(tx, &b.digest, b.size, b.inline.as_deref())?;
+                    }
+                    let root = o.root.map(|c| c.to_bytes());
+                    content::put_object(tx, &o.object_id, o.size, root.as_deref())?;
+                    added += u64::from(content::add_repo_object(tx, repo_id, &o.object_id)?);
+                }
+                Ok::<_, Error>(added)
+            })
+            .await
+    }
+
+    /// Imports a whole in-memory object (used by tests, `doctor` fixtures and small callers).
+    pub async fn import_bytes(&self, repo_id: i64, bytes: &[u8]) -> Result<Id> {
+        let id = Id::of(bytes);
+        let known = self.db.read(move |c| content::object(c, &id)).await?.is_some();
+        let mut w = self.object_writer(id, bytes.len() as u64, known)?;
+        w.write(bytes).await?;
+        let (imported, dirs) = w.finish().await?;
+        self.record(repo_id, vec![imported], dirs).await?;
+        Ok(id)
+    }
+
+    /// The bytes of an object as a stream of chunks (one block at a time).
+    pub fn object_stream(&self, oid: Id, row: content::ObjectRow) -> ByteStream {
+        let start = match row.root {
+            None => vec![Ok(oid.raw_cid())],
+            Some(root) => vec![Cid::try_from(root.as_slice()).map_err(|e| e.to_string())],
+        };
+        let store = self.clone();
+        Box::pin(futures_util::stream::try_unfold(start, move |mut stack| {
+            let store = store.clone();
+            async move {
+                loop {
+                    let Some(next) = stack.pop() else { return Ok(None) };
+                    let cid = next.map_err(std::io::Error::other)?;
+                    let s = store.clone();
+                    let (chunk, children) = tokio::task::spawn_blocking(move || s.expand(&cid))
+                        .await
+                        .map_err(std::io::Error::other)?
+                        .map_err(std::io::Error::other)?;
+                    stack.extend(children.into_iter().rev().map(Ok));
+                    if !chunk.is_empty() || stack.is_empty() {
+                        return Ok(Some((Bytes::from(chunk), stack)));
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Reads a block of a file tree: raw leaves give bytes, dag-pb nodes give inline bytes
+    /// and children.
+    fn expand(&self, cid: &Cid) -> Result<(Vec<u8>, Vec<Cid>)> {
+        let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock { cid: cid.to_string(), why: e.to_string() })?;
+        let data = self.read_block_blocking(&digest)?.ok_or(Error::MissingBlock(digest))?;
+        match cid.codec() {
+            RAW => Ok((data, Vec::new())),
+            DAG_PB => {
+                let node = unixfs::decode_file_node(&data)
+                    .map_err(|e| Error::BadBlock { cid: cid.to_string(), why: e.to_string() })?;
+                Ok((node.inline, node.links.into_iter().map(|l| l.cid).collect()))
+            }
+            _ => Err(Error::BadBlock { cid: cid.to_string(), why: "not part of a file".into() }),
+        }
+    }
+
+    /// Re-reads an object through its blocks and checks size and hash (for `doctor`).
+    pub fn verify_object_blocking(&self, oid: &Id, row: &content::ObjectRow) -> Result<()> {
+        let mut stack = vec![match &row.root {
+            None => oid.raw_cid(),
+            Some(r) => Cid::try_from(r.as_slice()).map_err(|e| Error::BadBlock { cid: hex::encode(r), why: e.to_string() })?,
+        }];
+        let mut h = Sha256::new();
+        let mut total = 0u64;
+        while let Some(cid) = stack.pop() {
+            let (chunk, children) = self.expand(&cid)?;
+            h.update(&chunk);
+            total += chunk.len() as u64;
+            stack.extend(children.into_iter().rev());
+        }
+        let actual = Id(h.finalize().into());
+        if actual != *oid || total != row.size {
+            return Err(Error::HashMismatch { expected: *oid, actual });
+        }
+        Ok(())
+    }
+
+    /// Checks one recorded block's bytes against its digest (for `doctor`).
+    pub fn verify_block_blocking(&self, digest: &Id, size: u64, inline: Option<Vec<u8>>) -> Result<()> {
+        let data = match inline {
+            Some(d) => d,
+            None => match std::fs::read(self.block_path(digest)) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::MissingBlock(*digest)),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let actual = Id::of(&data);
+        if actual != *digest || data.len() as u64 != size {
+            return Err(Error::HashMismatch { expected: *digest, actual });
+        }
+        Ok(())
+    }
+}
+
+/// A boxed stream of object bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+type LeafResult = std::io::Result<(Id, u64, Option<PathBuf>)>;
+
+/// Imports one object as its bytes arrive. See [`Store::object_writer`].
+#[derive(Debug)]
+pub struct ObjectWriter {
+    store: Store,
+    expected: Id,
+    size: u64,
+    received: u64,
+    hasher: Sha256,
+    buf: Vec<u8>,
+    tree: Option<unixfs::TreeBuilder>,
+    in_flight: VecDeque<tokio::task::JoinHandle<LeafResult>>,
+    staged: Vec<StagedBlock>,
+    dirs: BTreeSet<PathBuf>,
+    known: bool,
+}
+
+impl ObjectWriter {
+    /// Feeds the next bytes of the object.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        self.received += data.len() as u64;
+        self.hasher.update(data);
+        if self.known {
+            return Ok(());
+        }
+        let chunk = self.store.profile.chunk_size;
+        while !data.is_empty() {
+            let take = (chunk - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == chunk && self.tree.is_some() {
+                self.flush_leaf().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_leaf(&mut self) -> Result<()> {
+        let leaf = std::mem::replace(&mut self.buf, Vec::with_capacity(self.store.profile.chunk_size));
+        let store = self.store.clone();
+        self.in_flight.push_back(tokio::task::spawn_blocking(move || {
+            let digest = Id::of(&leaf);
+            let dir = store.write_file(&digest, &leaf)?;
+            Ok((digest, leaf.len() as u64, Some(dir)))
+        }));
+        if self.in_flight.len() >= LEAVES_IN_FLIGHT {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_one(&mut self) -> Result<()> {
+        let Some(job) = self.in_flight.pop_front() else { return Ok(()) };
+        let (digest, len, dir) = job.await.map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.dirs.extend(dir);
+        self.staged.push(StagedBlock { digest, size: len, inline: None });
+        let tree = self.tree.as_mut().expect("leaves are flushed only for trees");
+        let nodes = tree.push_leaf(cids::cid_of(RAW, &digest), len);
+        self.stage_nodes(nodes).await
+    }
+
+    async fn stage_nodes(&mut self, nodes: Vec<unixfs::Block>) -> Result<()> {
+        for node in nodes {
+            let digest = cids::digest_of(&node.cid).map_err(|e| Error::BadBlock { cid: node.cid.to_string(), why: e.to_string() })?;
+            self.stage(digest, node.data).await?;
+        }
+        Ok(())
+    }
+
+    async fn stage(&mut self, digest: Id, data: Vec<u8>) -> Result<()> {
+        let size = data.len() as u64;
+        if data.len() <= INLINE_MAX {
+            self.staged.push(StagedBlock { digest, size, inline: Some(data) });
+        } else {
+            let store = self.store.clone();
+            let dir = tokio::task::spawn_blocking(move || store.write_file(&digest, &data))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+            self.dirs.insert(dir);
+            self.staged.push(StagedBlock { digest, size, inline: None });
+        }
+        Ok(())
+    }
+
+    /// Checks length and hash and finishes the tree. Returns the object to record and the
+    /// directories to fsync first.
+    pub async fn finish(mut self) -> Result<(Imported, BTreeSet<PathBuf>)> {
+        let actual = Id(self.hasher.clone().finalize().into());
+        if self.received != self.size || actual != self.expected {
+            // Wait for leaf writes so no task outlives the request; their files are orphans.
+            for job in self.in_flight.drain(..) {
+                let _ = job.await;
+            }
+            return Err(Error::HashMismatch { expected: self.expected, actual });
+        }
+        let object_id = self.expected;
+        if self.known {
+            let imported = Imported { object_id, size: self.size, root: None, blocks: Vec::new(), new: false };
+            return Ok((imported, BTreeSet::new()));
+        }
+        let root = if self.tree.is_some() {
+            if !self.buf.is_empty() {
+                self.flush_leaf().await?;
+            }
+            while !self.in_flight.is_empty() {
+                self.settle_one().await?;
+            }
+            let tree = self.tree.take().expect("checked above");
+            let (root, nodes, total) = tree.finish();
+            debug_assert_eq!(total, self.size);
+            self.stage_nodes(nodes).await?;
+            Some(root)
+        } else {
+            let data = std::mem::take(&mut self.buf);
+            self.stage(object_id, data).await?;
+            None
+        };
+        let imported = Imported { object_id, size: self.size, root, blocks: self.staged, new: true };
+        Ok((imported, self.dirs))
+    }
+}
+
+/// Creates a uniquely named temp file in `dir`.
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Fsyncs directories so renames into them survive a power cut.
+fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
+    for d in dirs {
+        std::fs::File::open(d)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The hub's HTTP surface: the Muse wire protocol under `/{owner}/{slug}/…`, `/o/{id}`,
+//! `/health`, `/metrics` and `/ca.crt`. The only module that knows HTTP.
+//!
+//! Wire answers follow the CLI's rules (protocol doc §2.1): every 2xx body is msgpack, errors
+//! are short JSON `{"detail": …}` that the CLI shows the musician, nothing redirects and
+//! nothing is compressed. Handlers turn requests into [`crate::hub`] calls.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use http_body_util::BodyExt;
+use rmpv::Value;
+
+use crate::cids::Id;
+use crate::db::content;
+use crate::hub::{self, Caller, Hub};
+use crate::{auth, wire};
+
+pub mod count;
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub hub: Hub,
+    /// The CA certificate PEM, when the hub has TLS material.
+    pub ca_pem: Option<Arc<str>>,
+    pub started: Instant,
+}
+
+/// An error answer: status plus a `{"detail": …}` body.
+#[derive(Debug)]
+pub struct Error {
+    status: StatusCode,
+    detail: String,
+}
+
+impl Error {
+    fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Error { status, detail: detail.into() }
+    }
+}
+
+impl From<hub::Error> for Error {
+    fn from(e: hub::Error) -> Self {
+        use hub::Error as H;
+        let status = match &e {
+            H::NotFound(_) => StatusCode::NOT_FOUND,
+            H::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            H::Forbidden(_) => StatusCode::FORBIDDEN,
+            H::Conflict(_) => StatusCode::CONFLICT,
+            H::Invalid(_) | H::AnswerTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            H::Wire(w) => wire_status(w),
+            H::Storage(crate::storage::Error::HashMismatch { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            H::Storage(crate::storage::Error::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            H::Storage(_) | H::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(target: "musehub::web", error = %e, "request failed");
+            return Error::new(status, "internal error; the hub's log has the details");
+        }
+        Error::new(status, e.to_string())
+    }
+}
+
+impl From<wire::Error> for Error {
+    fn from(e: wire::Error) -> Self {
+        Error::new(wire_status(&e), e.to_string())
+    }
+}
+
+fn wire_status(e: &wire::Error) -> StatusCode {
+    match e {
+        wire::Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        wire::Error::Msgpack(_) | wire::Error::Json(_) | wire::Error::NotMap | wire::Error::Truncated | wire::Error::Body(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "detail": self.detail }).to_string();
+        let mut res = (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The router with every route and the metrics layer.
+pub fn router(state: AppState) -> Router {
+    let metrics = state.hub.metrics.clone();
+    let wire_routes = Router::new()
+        .route("/{owner}/{slug}/refs", get(refs))
+        .route("/{owner}/{slug}/filter-objects", post(filter_objects))
+        .route("/{owner}/{slug}/presign", post(presign))
+        .route("/{owner}/{slug}/push/objects", post(push_objects))
+        .route("/{owner}/{slug}/push", post(push))
+        .route("/{owner}/{slug}/negotiate", post(negotiate))
+        .route("/{owner}/{slug}/fetch", post(fetch))
+        .route("/{owner}/{slug}/releases", get(list_releases).post(create_release))
+        .route("/{owner}/{slug}/releases/{*tag}", delete(delete_release))
+        .route("/{owner}/{slug}/tags", post(tags));
+    Router::new()
+        .route("/", get(home))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_page))
+        .route("/ca.crt", get(ca_cert))
+        .route("/o/{object_id}", get(object))
+        .merge(wire_routes)
+        .fallback(|| async { Error::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        // Bodies are limited by our own streaming readers (see `read_body`), not axum's default.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(metrics, count::layer))
+        .with_state(state)
+}
+
+/// The caller from the `Authorization` header.
+async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<Caller> {
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| Error::new(StatusCode::UNAUTHORIZED, "malformed Authorization header"))?;
+            Some(auth::bearer(v).ok_or_else(|| Error::new(StatusCode::UNAUTHORIZED, "Authorization must be 'Bearer <token>'"))?)
+        }
+    };
+    Ok(hub.authenticate(bearer).await?)
+}
+
+/// Reads a whole (small) request body, refusing more than the configured limit.
+async fn read_body(hub: &Hub, body: Body) -> Result<bytes::Bytes> {
+    let limit = hub.limits.max_body;
+    let limited = http_body_util::Limited::new(body, limit as usize);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(wire::Error::TooLarge { limit }.into()),
+        Err(e) => Err(wire::Error::Body(e.to_string()).into()),
+    }
+}
+
+async fn msgpack_body(hub: &Hub, body: Body) -> Result<Value> {
+    let bytes = read_body(hub, body).await?;
+    Ok(wire::decode(&bytes)?)
+}
+
+/// A msgpack answer.
+fn msgpack(status: StatusCode, v: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/x-msgpack")], wire::encode(v)).into_response()
+}
+
+async fn home() -> Response {
+    let body = concat!(
+        "musehub ",
+        env!("CARGO_PKG_VERSION"),
+        " is running.\n\nPoint the Muse CLI at http://<this hub>/<owner>/<repo>.\n",
+        "Health: /health   Metrics: /metrics   CA certificate for https: /ca.crt\n"
+    );
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// `GET /health` for `muse hub ping` (any 2xx; msgpack like every wire answer).
+async fn health() -> Response {
+    msgpack(StatusCode::OK, &wire::map([("status", Value::from("ok")), ("version", Value::from(env!("CARGO_PKG_VERSION")))]))
+}
+
+async fn metrics_page(State(st): State<AppState>) -> Result<Response> {
+    let (objects, blocks, bytes) = st.hub.db.read(content::counts).await.map_err(hub::Error::from)?;
+    let text = st.hub.metrics.render(objects, blocks, bytes);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn ca_cert(State(st): State<AppState>) -> Result<Response> {
+    match &st.ca_pem {
+        Some(pem) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/x-pem-file"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"musehub-ca.crt\""),
+            ],
+            pem.to_string(),
+        )
+            .into_response()),
+        None => Err(Error::new(StatusCode::NOT_FOUND, "this hub has no CA certificate; run `musehub init` on it")),
+    }
+}
+
+/// `GET /o/{object_id}`: the raw bytes of an object held by a public repo (or one of the
+/// caller's own repos).
+async fn object(State(st): State<AppState>, Path(oid): Path<String>, headers: HeaderMap) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let id = Id::parse(&oid).map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("object id: {e}")))?;
+    let owner = who.map(|u| u.id);
+    let row = st
+        .hub
+        .db
+        .read(move |c| {
+            if !content::object_visible(c, &id, owner)? {
+                return Ok(None);
+            }
+            content::object(c, &id)
+        })
+        .await
+        .map_err(hub::Error::from)?;
+    let Some(row) = row else { return Err(Error::new(StatusCode::NOT_FOUND, "object not found")) };
+    let etag = format!("\"{id}\"");
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let len = row.size;
+    let stream = st.hub.store.object_stream(id, row);
+    let mut res = Response::new(Body::from_stream(stream));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex is a valid header value"));
+    Ok(res)
+}
+
+type RepoPath = Path<(String, String)>;
+
+async fn refs(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
+    Ok(msgpack(StatusCode::OK, &st.hub.refs(&repo).await?))
+}
+
+async fn filter_objects(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let body = msgpack_body(&st.hub, body).await?;
+    // The owner's first push asks before the repo exists: everything is missing then.
+    let repo = match st.hub.repo_for_write(&owner, &slug, &who, false).await {
+        Ok(r) => Some(r),
+        Err(hub::Error::NotFound(_)) if who.as_ref().is_some_and(|u| u.name == owner) => None,
+        Err(hub::Error::Forbidden(_)) => Some(st.hub.repo_for_read(&owner, &slug, &who).await?),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(msgpack(StatusCode::OK, &st.hub.filter_objects(repo.as_ref(), &body).await?))
+}
+
+async fn presign(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    st.hub.repo_for_write(&owner, &slug, &who, true).await?;
+    let body = msgpack_body(&st.hub, body).await?;
+    Ok(msgpack(StatusCode::OK, &st.hub.presign(&body)?))
+}
+
+async fn push_objects(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
+    let (stored, skipped) = st.hub.push_objects(&repo, body.into_data_stream()).await?;
+    Ok(msgpack(StatusCode::OK, &wire::map([("stored", Value::from(stored)), ("skipped", Value::from(skipped))])))
+}
+
+async fn push(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let started = Instant::now();
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
+    let body = msgpack_body(&st.hub, body).await?;
+    let answer = st.hub.push(&repo, &body).await?;
+    st.hub.metrics.push(started.elapsed());
+    tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), took_ms = started.elapsed().as_millis() as u64, "push accepted");
+    Ok(msgpack(StatusCode::OK, &answer))
+}
+
+async fn negotiate(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
+    let body = msgpack_body(&st.hub, body).await?;
+    Ok(msgpack(StatusCode::OK, &st.hub.negotiate(&repo, &body).await?))
+}
+
+async fn fetch(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
+    let body = msgpack_body(&st.hub, body).await?;
+    let plan = st.hub.plan_fetch(&repo, &body).await?;
+    let len = plan.len;
+    let mut res = Response::new(Body::from_stream(st.hub.fetch_stream(plan)));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-msgpack"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Ok(res)
+}
+
+async fn create_release(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
+    let bytes = read_body(&st.hub, body).await?;
+    let id = st.hub.create_release(&repo, &bytes).await?;
+    Ok(msgpack(StatusCode::CREATED, &wire::map([("release_id", Value::from(id))])))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ReleaseQuery {
+    channel: Option<String>,
+    include_drafts: Option<String>,
+}
+
+async fn list_releases(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    Query(q): Query<ReleaseQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
+    let wants_drafts = q.include_drafts.as_deref().is_some_and(|v| matches!(v, "1" | "true" | "yes" | "True"));
+    let drafts = wants_drafts && hub::is_owner(&who, &repo);
+    Ok(msgpack(StatusCode::OK, &st.hub.releases(&repo, q.channel, drafts).await?))
+}
+
+async fn delete_release(State(st): State<AppState>, Path((owner, slug, tag)): Path<(String, String, String)>, headers: HeaderMap) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
+    Ok(msgpack(StatusCode::OK, &st.hub.delete_release(&repo, &tag).await?))
+}
+
+async fn tags(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+    let who = caller(&st.hub, &headers).await?;
+    let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
+    let body = msgpack_body(&st.hub, body).await?;
+    Ok(msgpack(StatusCode::OK, &st.hub.tags(&repo, &body).await?))
+}
