@@ -1,0 +1,12 @@
+//! The integration test binary (one binary keeps link time down).
+//!
+//! Contents:
+//! - `harness`: a real hub on 127.0.0.1, HTTP client, wire body builders, CLI captures.
+//! - `wire_replay`: the real Muse CLI's captured sessions replayed against the hub.
+//! - `unixfs_interop`: our UnixFS CIDs against the JS reference importer.
+
+#![allow(unreachable_pub)]
+
+mod harness;
+mod unixfs_interop;
+mod wire_replay;
