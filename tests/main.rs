@@ -2,6 +2,7 @@
 //!
 //! Contents:
 //! - `harness`: a real hub on 127.0.0.1, HTTP client, wire body builders, CLI captures.
+//! - `wire_endpoints`: every endpoint, auth, privacy, bad input, releases, tags.
 //! - `wire_replay`: the real Muse CLI's captured sessions replayed against the hub.
 //! - `unixfs_interop`: our UnixFS CIDs against the JS reference importer.
 
@@ -9,4 +10,5 @@
 
 mod harness;
 mod unixfs_interop;
+mod wire_endpoints;
 mod wire_replay;
