@@ -206,7 +206,7 @@ impl TlsPaths {
 /// non-loopback address of the machine's interfaces (IPv6 link-local excepted:
 /// those need a zone id and cannot appear in URLs that verify), plus
 /// `extra_names` (IP addresses become IP entries, anything else a DNS name;
-/// wildcards are rejected). The CA is named `musehub local CA (<hostname>)`,
+/// wildcards are rejected). The CA is named `musehub local CA (<hostname>, <random tag>)`,
 /// valid about ten years, and may only sign end-entity certificates; the server
 /// certificate is valid 825 days for TLS server authentication. Keys are ECDSA
 /// P-256.
@@ -643,9 +643,12 @@ fn ca_params(common_name: String) -> CertificateParams {
 /// Creates and writes a new CA, key first so that an existing `ca.crt` always
 /// means a complete CA. Never overwrites an existing file.
 fn create_ca(paths: &TlsPaths, host: Option<&str>) -> Result<Ca, Error> {
+    // A short random tag tells apart the CAs of hubs that share a host name (every Pi is
+    // `raspberrypi` until renamed), in a client's list of trusted CAs and in TLS errors.
+    let tag = hex::encode(crate::auth::random_bytes::<3>());
     let common_name = match host {
-        Some(h) => format!("musehub local CA ({h})"),
-        None => "musehub local CA".to_owned(),
+        Some(h) => format!("musehub local CA ({h}, {tag})"),
+        None => format!("musehub local CA ({tag})"),
     };
     let mut params = ca_params(common_name);
     let now = SystemTime::now();

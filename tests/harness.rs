@@ -345,3 +345,150 @@ pub fn captures(scenario: &str) -> Vec<Capture> {
     out.sort_by_key(|c| c.seq);
     out
 }
+
+/// A `musehub` command on the data directory `dir`, blind to `MUSEHUB_*` variables of the
+/// environment the tests run in (they would change ports, URLs and limits).
+pub fn musehub_cmd(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_musehub"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MUSEHUB_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("--data-dir").arg(dir).stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// What a finished `musehub` command did.
+#[derive(Debug)]
+pub struct Run {
+    pub args: String,
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert!(self.status.success(), "`musehub {}` failed ({}):\nstdout:\n{}\nstderr:\n{}", self.args, self.status, self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts the command failed with exit code 1 (what `main` returns for an error).
+    #[track_caller]
+    pub fn fails(self) -> Run {
+        assert_eq!(self.status.code(), Some(1), "`musehub {}` should fail:\nstdout:\n{}\nstderr:\n{}", self.args, self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Runs `musehub --data-dir DIR ARGS…` to completion.
+pub fn musehub(dir: &std::path::Path, args: &[&str]) -> Run {
+    let out = musehub_cmd(dir).args(args).output().expect("musehub runs");
+    Run {
+        args: args.join(" "),
+        status: out.status,
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a failing test never
+/// leaves a hub running. Derefs to the [`std::process::Child`].
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: std::process::Child,
+    /// Everything the child wrote to stderr so far (a thread keeps draining the pipe, so a
+    /// chatty hub never blocks on a full pipe).
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ChildGuard {
+    /// The child's stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the child to exit.
+    pub fn wait_timeout(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `musehub --data-dir DIR serve --listen 127.0.0.1:0` and returns it with the URL it
+/// reports on stderr (`… listening on http://127.0.0.1:PORT`).
+pub fn spawn_serve(dir: &std::path::Path) -> (ChildGuard, String) {
+    spawn_serve_with(dir, &[])
+}
+
+/// [`spawn_serve`] with extra environment variables (e.g. `MUSEHUB_MAX_FETCH_ANSWER`).
+pub fn spawn_serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (ChildGuard, String) {
+    use std::io::BufRead;
+    let mut cmd = musehub_cmd(dir);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("musehub serve starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let guard = ChildGuard { child, log: log.clone() };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(i) = line.find("listening on http://") {
+                let url = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or_default().to_owned();
+                let _ = tx.send(url);
+            }
+            let mut log = log.lock().expect("log lock");
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let url = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("musehub serve did not report its address ({e}); its stderr:\n{}", guard.log()));
+    (guard, url)
+}
