@@ -24,14 +24,19 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     use ring::rand::SecureRandom;
     let mut b = [0u8; N];
-    ring::rand::SystemRandom::new().fill(&mut b).expect("the OS random source is available");
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .expect("the OS random source is available");
     b
 }
 
 /// Extracts the token from an `Authorization` header value (`Bearer <token>`).
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, rest) = header.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]

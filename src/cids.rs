@@ -44,7 +44,9 @@ impl Id {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let b = s.as_bytes();
         if b.len() != 64 {
-            return Err(Error::IdLength { len: s.chars().count() });
+            return Err(Error::IdLength {
+                len: s.chars().count(),
+            });
         }
         let mut out = [0u8; 32];
         for (i, pair) in b.chunks_exact(2).enumerate() {
@@ -109,7 +111,8 @@ impl std::str::FromStr for Id {
 
 /// A CIDv1 with the given codec over a sha2-256 digest.
 pub fn cid_of(codec: u64, digest: &Id) -> Cid {
-    let mh = Multihash::<64>::wrap(SHA2_256, &digest.0).expect("32 bytes fit in a 64-byte multihash");
+    let mh =
+        Multihash::<64>::wrap(SHA2_256, &digest.0).expect("32 bytes fit in a 64-byte multihash");
     Cid::new_v1(codec, mh)
 }
 
@@ -136,7 +139,9 @@ pub fn parse_cid(s: &str) -> Result<(Cid, Id), Error> {
 /// The object id behind a raw-block CID, the inverse of [`Id::raw_cid`].
 pub fn object_id_of_raw(cid: &Cid) -> Result<Id, Error> {
     if cid.codec() != RAW {
-        return Err(Error::Unsupported("only a raw-block CID maps to an object id by itself"));
+        return Err(Error::Unsupported(
+            "only a raw-block CID maps to an object id by itself",
+        ));
     }
     digest_of(cid)
 }
@@ -185,10 +190,19 @@ mod tests {
         let good = "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447";
         assert!(Id::parse(good).is_ok());
         assert_eq!(Id::parse(&good.to_uppercase()), Err(Error::IdCharacters));
-        assert_eq!(Id::parse(&format!("sha256:{good}")), Err(Error::IdLength { len: 71 }));
+        assert_eq!(
+            Id::parse(&format!("sha256:{good}")),
+            Err(Error::IdLength { len: 71 })
+        );
         assert_eq!(Id::parse(&good[..63]), Err(Error::IdLength { len: 63 }));
-        assert_eq!(Id::parse(&format!("{}g", &good[..63])), Err(Error::IdCharacters));
-        assert_eq!(Id::parse(&format!(" {}", &good[..63])), Err(Error::IdCharacters));
+        assert_eq!(
+            Id::parse(&format!("{}g", &good[..63])),
+            Err(Error::IdCharacters)
+        );
+        assert_eq!(
+            Id::parse(&format!(" {}", &good[..63])),
+            Err(Error::IdCharacters)
+        );
         assert_eq!(Id::parse(""), Err(Error::IdLength { len: 0 }));
     }
 
@@ -198,7 +212,8 @@ mod tests {
         // Identity multihash (the empty raw block inline): not something we store.
         assert!(matches!(parse_cid("bafkqaaa"), Err(Error::Unsupported(_))));
         // dag-pb root CIDs are accepted as CIDs but do not map to an object id alone.
-        let (cid, _) = parse_cid("bafybeigmix7t42i6jacydtquhet7srwvgpizfg7gjbq7627d35mjomtu64").unwrap();
+        let (cid, _) =
+            parse_cid("bafybeigmix7t42i6jacydtquhet7srwvgpizfg7gjbq7627d35mjomtu64").unwrap();
         assert!(object_id_of_raw(&cid).is_err());
     }
 }

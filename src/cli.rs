@@ -128,7 +128,10 @@ pub fn run(cli: Cli) -> Result<()> {
     let data_dir = config::data_dir(cli.data_dir.as_deref());
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     let overrides = match &command {
-        Command::Serve(a) => Overrides { listen: a.listen.clone(), tls: a.tls.then_some(true) },
+        Command::Serve(a) => Overrides {
+            listen: a.listen.clone(),
+            tls: a.tls.then_some(true),
+        },
         _ => Overrides::default(),
     };
     let config = Config::load(data_dir, cli.config.as_deref(), &overrides)?;
@@ -152,5 +155,8 @@ fn split_repo(s: &str) -> Result<(&str, &str)> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

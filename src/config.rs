@@ -92,7 +92,9 @@ pub fn parse_size(s: &str) -> Result<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().with_context(|| format!("size {s:?} must start with a number"))?;
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("size {s:?} must start with a number"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kib" => 1 << 10,
@@ -103,7 +105,8 @@ pub fn parse_size(s: &str) -> Result<u64> {
         "gb" => 1_000_000_000,
         other => bail!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB or GB)"),
     };
-    n.checked_mul(mult).with_context(|| format!("size {s:?} is too large"))
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} is too large"))
 }
 
 /// Settings given on the command line; `None` means "not given".
@@ -163,12 +166,21 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
 impl Config {
     /// Loads every layer. `config_file` replaces `<data dir>/musehub.toml` when given (and
     /// must then exist).
-    pub fn load(data_dir: PathBuf, config_file: Option<&Path>, flags: &Overrides) -> Result<Config> {
+    pub fn load(
+        data_dir: PathBuf,
+        config_file: Option<&Path>,
+        flags: &Overrides,
+    ) -> Result<Config> {
         let paths = Paths { data_dir };
-        let file = config_file.map(Path::to_owned).unwrap_or_else(|| paths.config_file());
+        let file = config_file
+            .map(Path::to_owned)
+            .unwrap_or_else(|| paths.config_file());
         let mut raw = match std::fs::read_to_string(&file) {
-            Ok(text) => toml::from_str::<RawConfig>(&text).with_context(|| format!("reading {}", file.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && config_file.is_none() => RawConfig::default(),
+            Ok(text) => toml::from_str::<RawConfig>(&text)
+                .with_context(|| format!("reading {}", file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && config_file.is_none() => {
+                RawConfig::default()
+            }
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
         };
         apply_env(&mut raw, |k| std::env::var(k).ok())?;
@@ -183,22 +195,36 @@ impl Config {
 
     fn validate(paths: Paths, raw: RawConfig) -> Result<Config> {
         let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-        let listen: SocketAddr = listen_text
-            .parse()
-            .with_context(|| format!("listen address {listen_text:?} must look like 127.0.0.1:8080 or [::]:8443"))?;
+        let listen: SocketAddr = listen_text.parse().with_context(|| {
+            format!("listen address {listen_text:?} must look like 127.0.0.1:8080 or [::]:8443")
+        })?;
         let tls = raw.tls.unwrap_or(false);
         let default_visibility = match raw.default_visibility.as_deref() {
             None => Visibility::Public,
-            Some(v) => Visibility::parse(v).with_context(|| format!("default_visibility must be \"public\" or \"private\", not {v:?}"))?,
+            Some(v) => Visibility::parse(v).with_context(|| {
+                format!("default_visibility must be \"public\" or \"private\", not {v:?}")
+            })?,
         };
-        let max_body = raw.max_body.map(|s| s.bytes()).transpose()?.unwrap_or(DEFAULT_MAX_BODY);
-        let max_fetch_answer = raw.max_fetch_answer.map(|s| s.bytes()).transpose()?.unwrap_or(CLI_MAX_RESPONSE);
+        let max_body = raw
+            .max_body
+            .map(|s| s.bytes())
+            .transpose()?
+            .unwrap_or(DEFAULT_MAX_BODY);
+        let max_fetch_answer = raw
+            .max_fetch_answer
+            .map(|s| s.bytes())
+            .transpose()?
+            .unwrap_or(CLI_MAX_RESPONSE);
         let public_url = match raw.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {
                 let scheme = if tls { "https" } else { "http" };
                 let host = if listen.ip().is_unspecified() {
-                    if tls { "musehub.local".to_owned() } else { "127.0.0.1".to_owned() }
+                    if tls {
+                        "musehub.local".to_owned()
+                    } else {
+                        "127.0.0.1".to_owned()
+                    }
                 } else if listen.is_ipv6() {
                     format!("[{}]", listen.ip())
                 } else {
@@ -213,7 +239,10 @@ impl Config {
             tls,
             tls_names: raw.tls_names.unwrap_or_default(),
             default_visibility,
-            limits: Limits { max_body, max_fetch_answer },
+            limits: Limits {
+                max_body,
+                max_fetch_answer,
+            },
             public_url,
             shutdown_grace: Duration::from_secs(10),
         })
@@ -221,8 +250,17 @@ impl Config {
 
     /// A configuration for tests: loopback, port 0, everything under `dir`.
     pub fn for_tests(dir: &Path) -> Config {
-        let raw = RawConfig { listen: Some("127.0.0.1:0".into()), ..RawConfig::default() };
-        let mut c = Config::validate(Paths { data_dir: dir.to_owned() }, raw).expect("test defaults are valid");
+        let raw = RawConfig {
+            listen: Some("127.0.0.1:0".into()),
+            ..RawConfig::default()
+        };
+        let mut c = Config::validate(
+            Paths {
+                data_dir: dir.to_owned(),
+            },
+            raw,
+        )
+        .expect("test defaults are valid");
         c.shutdown_grace = Duration::from_secs(2);
         c
     }
@@ -240,7 +278,12 @@ fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Resul
         });
     }
     if let Some(v) = get("MUSEHUB_TLS_NAMES") {
-        raw.tls_names = Some(v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        raw.tls_names = Some(
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        );
     }
     if let Some(v) = get("MUSEHUB_DEFAULT_VISIBILITY") {
         raw.default_visibility = Some(v);
@@ -279,16 +322,30 @@ mod tests {
             "listen = \"0.0.0.0:9000\"\ndefault_visibility = \"private\"\nmax_body = \"1 GiB\"\n",
         )
         .unwrap();
-        let file: RawConfig = toml::from_str(&std::fs::read_to_string(dir.path().join("musehub.toml")).unwrap()).unwrap();
+        let file: RawConfig =
+            toml::from_str(&std::fs::read_to_string(dir.path().join("musehub.toml")).unwrap())
+                .unwrap();
         let mut raw = file;
-        apply_env(&mut raw, |k| (k == "MUSEHUB_LISTEN").then(|| "127.0.0.1:9001".to_owned())).unwrap();
-        let c = Config::validate(Paths { data_dir: dir.path().into() }, raw).unwrap();
+        apply_env(&mut raw, |k| {
+            (k == "MUSEHUB_LISTEN").then(|| "127.0.0.1:9001".to_owned())
+        })
+        .unwrap();
+        let c = Config::validate(
+            Paths {
+                data_dir: dir.path().into(),
+            },
+            raw,
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.default_visibility, Visibility::Private);
         assert_eq!(c.limits.max_body, 1 << 30);
         assert_eq!(c.limits.max_fetch_answer, CLI_MAX_RESPONSE);
         assert_eq!(c.public_url, "http://127.0.0.1:9001");
-        let flags = Overrides { listen: Some("127.0.0.1:7000".into()), tls: Some(true) };
+        let flags = Overrides {
+            listen: Some("127.0.0.1:7000".into()),
+            tls: Some(true),
+        };
         let c = Config::load(dir.path().into(), None, &flags).unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert!(c.tls);
@@ -298,8 +355,19 @@ mod tests {
     #[test]
     fn typos_are_errors() {
         assert!(toml::from_str::<RawConfig>("lisen = \"x\"").is_err());
-        let raw = RawConfig { default_visibility: Some("secret".into()), ..Default::default() };
-        assert!(Config::validate(Paths { data_dir: ".".into() }, raw).is_err());
+        let raw = RawConfig {
+            default_visibility: Some("secret".into()),
+            ..Default::default()
+        };
+        assert!(
+            Config::validate(
+                Paths {
+                    data_dir: ".".into()
+                },
+                raw
+            )
+            .is_err()
+        );
     }
 
     #[test]

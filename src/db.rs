@@ -31,7 +31,9 @@ const MAX_IDLE_READERS: usize = 8;
 pub enum Error {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database schema version {found} is newer than this musehub ({known}); upgrade musehub")]
+    #[error(
+        "database schema version {found} is newer than this musehub ({known}); upgrade musehub"
+    )]
     TooNew { found: i64, known: i64 },
     #[error("database task failed: {0}")]
     Join(String),
@@ -121,7 +123,12 @@ impl Db {
         E: From<Error>,
         F: FnOnce(&Connection) -> std::result::Result<T, E>,
     {
-        let pooled = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let pooled = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
         let conn = match pooled {
             Some(c) => c,
             None => {
@@ -154,7 +161,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(Error::TooNew { found: version, known });
+        return Err(Error::TooNew {
+            found: version,
+            known,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
@@ -188,14 +198,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db")).unwrap();
         let v: i64 = db
-            .read_blocking(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(Error::from))
+            .read_blocking(|c| {
+                c.pragma_query_value(None, "user_version", |r| r.get(0))
+                    .map_err(Error::from)
+            })
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
         // Reopening applies nothing new and keeps the version.
         drop(db);
         let db = Db::open(&dir.path().join("t.db")).unwrap();
         let v: i64 = db
-            .read_blocking(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(Error::from))
+            .read_blocking(|c| {
+                c.pragma_query_value(None, "user_version", |r| r.get(0))
+                    .map_err(Error::from)
+            })
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
     }

@@ -59,7 +59,9 @@ pub fn run(hub: &Hub, mut progress: impl FnMut(&str)) -> Result<Report, crate::d
                 Ok(false) => Err(format!("its block {oid} is missing")),
                 Err(e) => Err(e.to_string()),
             },
-            Some(_) => store.verify_object_blocking(oid, row).map_err(|e| e.to_string()),
+            Some(_) => store
+                .verify_object_blocking(oid, row)
+                .map_err(|e| e.to_string()),
         };
         if let Err(e) = res {
             r.faults.push(format!("object {oid}: {e}"));
@@ -73,8 +75,13 @@ pub fn run(hub: &Hub, mut progress: impl FnMut(&str)) -> Result<Report, crate::d
         let name = format!("{}/{}", repo.owner, repo.slug);
         let (faults, shallow, commits) = hub.db.read_blocking(|c| check_repo(c, repo.id))?;
         r.commits_checked += commits;
-        r.faults.extend(faults.into_iter().map(|f| format!("{name}: {f}")));
-        r.shallow.extend(shallow.into_iter().map(|(c, p)| format!("{name}: {c} has parent {p}, never pushed here")));
+        r.faults
+            .extend(faults.into_iter().map(|f| format!("{name}: {f}")));
+        r.shallow.extend(
+            shallow
+                .into_iter()
+                .map(|(c, p)| format!("{name}: {c} has parent {p}, never pushed here")),
+        );
     }
     r.ok = r.faults.is_empty();
     Ok(r)
@@ -88,8 +95,10 @@ fn check_repo(c: &rusqlite::Connection, rid: i64) -> Result<RepoCheck, crate::db
     let known_missing: HashSet<Id> = shallow.iter().map(|(_, p)| *p).collect();
     let mut seen = HashSet::new();
     let mut seen_snaps = HashSet::new();
-    let mut queue: VecDeque<(Id, String)> =
-        repos::branches(c, rid)?.into_iter().map(|(b, h)| (h, format!("branch {b}"))).collect();
+    let mut queue: VecDeque<(Id, String)> = repos::branches(c, rid)?
+        .into_iter()
+        .map(|(b, h)| (h, format!("branch {b}")))
+        .collect();
     while let Some((cid, from)) = queue.pop_front() {
         if !seen.insert(cid) {
             continue;
@@ -100,9 +109,16 @@ fn check_repo(c: &rusqlite::Connection, rid: i64) -> Result<RepoCheck, crate::db
             }
             continue;
         };
-        let computed = muse::commit_id(&row.parents, &row.snapshot_id, &row.message, &row.committed_at);
+        let computed = muse::commit_id(
+            &row.parents,
+            &row.snapshot_id,
+            &row.message,
+            &row.committed_at,
+        );
         if computed != cid {
-            faults.push(format!("commit {cid} does not hash to its id (computed {computed})"));
+            faults.push(format!(
+                "commit {cid} does not hash to its id (computed {computed})"
+            ));
         }
         if seen_snaps.insert(row.snapshot_id) {
             check_snapshot(c, rid, &row.snapshot_id, &cid, &mut faults)?;
@@ -112,7 +128,13 @@ fn check_repo(c: &rusqlite::Connection, rid: i64) -> Result<RepoCheck, crate::db
     Ok((faults, shallow, seen.len() as u64))
 }
 
-fn check_snapshot(c: &rusqlite::Connection, rid: i64, sid: &Id, commit: &Id, faults: &mut Vec<String>) -> Result<(), crate::db::Error> {
+fn check_snapshot(
+    c: &rusqlite::Connection,
+    rid: i64,
+    sid: &Id,
+    commit: &Id,
+    faults: &mut Vec<String>,
+) -> Result<(), crate::db::Error> {
     if !content::repo_has_snapshot(c, rid, sid)? {
         faults.push(format!("snapshot {sid} of commit {commit} is missing"));
         return Ok(());
@@ -128,7 +150,10 @@ fn check_snapshot(c: &rusqlite::Connection, rid: i64, sid: &Id, commit: &Id, fau
             return Ok(());
         }
     };
-    let Some(rmpv::Value::Map(manifest)) = wire::Fields::of(&value, "").ok().and_then(|f| f.get("manifest")) else {
+    let Some(rmpv::Value::Map(manifest)) = wire::Fields::of(&value, "")
+        .ok()
+        .and_then(|f| f.get("manifest"))
+    else {
         faults.push(format!("snapshot {sid} record has no manifest"));
         return Ok(());
     };
@@ -141,11 +166,15 @@ fn check_snapshot(c: &rusqlite::Connection, rid: i64, sid: &Id, commit: &Id, fau
     }
     let computed = muse::snapshot_id(entries.iter().map(|(p, o)| (*p, o)));
     if computed != *sid {
-        faults.push(format!("snapshot {sid} does not hash to its id (computed {computed})"));
+        faults.push(format!(
+            "snapshot {sid} does not hash to its id (computed {computed})"
+        ));
     }
     for (path, oid) in &entries {
         if !content::repo_has_object(c, rid, oid)? || content::object(c, oid)?.is_none() {
-            faults.push(format!("object {oid} ({path} in snapshot {sid}) is missing"));
+            faults.push(format!(
+                "object {oid} ({path} in snapshot {sid}) is missing"
+            ));
         }
     }
     Ok(())

@@ -65,7 +65,11 @@ pub enum Error {
     #[error(transparent)]
     Wire(#[from] wire::Error),
     #[error("this answer would be {size} bytes, over the {cap}-byte limit of the Muse CLI: {hint}")]
-    AnswerTooLarge { size: u64, cap: u64, hint: &'static str },
+    AnswerTooLarge {
+        size: u64,
+        cap: u64,
+        hint: &'static str,
+    },
     #[error("storage: {0}")]
     Storage(#[from] storage::Error),
     #[error("database: {0}")]
@@ -96,7 +100,9 @@ impl Hub {
         let user = self.db.read(move |c| db::users::by_token(c, &hash)).await?;
         match user {
             Some(u) => Ok(Some(u)),
-            None => Err(Error::Unauthorized("invalid, expired or revoked token".into())),
+            None => Err(Error::Unauthorized(
+                "invalid, expired or revoked token".into(),
+            )),
         }
     }
 
@@ -111,7 +117,13 @@ impl Hub {
     }
 
     /// A repo the caller may write, created when this is its owner's first push.
-    pub async fn repo_for_write(&self, owner: &str, slug: &str, caller: &Caller, create: bool) -> Result<Repo> {
+    pub async fn repo_for_write(
+        &self,
+        owner: &str,
+        slug: &str,
+        caller: &Caller,
+        create: bool,
+    ) -> Result<Repo> {
         let Some(user) = caller else {
             return Err(Error::Unauthorized(
                 "pushing needs a token: run `musehub token create --user <you>` on the hub and `muse auth login`".into(),
@@ -122,10 +134,17 @@ impl Hub {
         match existing {
             Some(r) if r.owner_id == user.id => Ok(r),
             Some(r) if r.visibility == Visibility::Private => Err(not_found(owner, slug)),
-            Some(_) => Err(Error::Forbidden(format!("only {owner} can push to {owner}/{slug}"))),
+            Some(_) => Err(Error::Forbidden(format!(
+                "only {owner} can push to {owner}/{slug}"
+            ))),
             None if user.name == owner && create => {
                 check_slug(slug)?;
-                let (o, s, uid, vis) = (owner.to_owned(), slug.to_owned(), user.id, self.default_visibility);
+                let (o, s, uid, vis) = (
+                    owner.to_owned(),
+                    slug.to_owned(),
+                    user.id,
+                    self.default_visibility,
+                );
                 let repo = self
                     .db
                     .write(move |tx| {
@@ -139,7 +158,9 @@ impl Hub {
                 repo.ok_or_else(|| not_found(owner, slug))
             }
             None if user.name == owner => Err(not_found(owner, slug)),
-            None => Err(Error::Forbidden(format!("only {owner} can create repositories under {owner}/"))),
+            None => Err(Error::Forbidden(format!(
+                "only {owner} can create repositories under {owner}/"
+            ))),
         }
     }
 
@@ -162,10 +183,15 @@ impl Hub {
             None => ids,
             Some(r) => {
                 let id = r.id;
-                self.db.read(move |c| content::missing_objects(c, id, &ids)).await?
+                self.db
+                    .read(move |c| content::missing_objects(c, id, &ids))
+                    .await?
             }
         };
-        Ok(wire::map([("missing", Value::Array(missing.iter().map(|i| Value::from(i.to_hex())).collect()))]))
+        Ok(wire::map([(
+            "missing",
+            Value::Array(missing.iter().map(|i| Value::from(i.to_hex())).collect()),
+        )]))
     }
 
     /// `POST presign`: this hub has no external object store, so every object goes inline
@@ -177,11 +203,16 @@ impl Hub {
             && d != "put"
             && d != "get"
         {
-            return Err(Error::Invalid(format!("direction must be \"put\" or \"get\", got {d:?}")));
+            return Err(Error::Invalid(format!(
+                "direction must be \"put\" or \"get\", got {d:?}"
+            )));
         }
         Ok(wire::map([
             ("presigned", Value::Map(Vec::new())),
-            ("inline", Value::Array(ids.iter().map(|i| Value::from(i.to_hex())).collect())),
+            (
+                "inline",
+                Value::Array(ids.iter().map(|i| Value::from(i.to_hex())).collect()),
+            ),
         ]))
     }
 
@@ -198,17 +229,33 @@ impl Hub {
         let (mut stored, mut seen) = (0u64, 0u64);
         while let Some((id, len)) = reader.next_object().await? {
             seen += 1;
-            let known = self.db.read(move |c| content::object(c, &id)).await?.is_some();
+            let known = self
+                .db
+                .read(move |c| content::object(c, &id))
+                .await?
+                .is_some();
             let mut w = self.store.object_writer(id, len, known)?;
             while let Some(chunk) = reader.content_chunk().await? {
                 w.write(&chunk).await?;
             }
             let (imported, d) = w.finish().await?;
-            staged += imported.blocks.iter().filter_map(|b| b.inline.as_ref()).map(|b| b.len() as u64).sum::<u64>();
+            staged += imported
+                .blocks
+                .iter()
+                .filter_map(|b| b.inline.as_ref())
+                .map(|b| b.len() as u64)
+                .sum::<u64>();
             dirs.extend(d);
             batch.push(imported);
             if staged > RECORD_EVERY_BYTES {
-                stored += self.store.record(repo.id, std::mem::take(&mut batch), std::mem::take(&mut dirs)).await?;
+                stored += self
+                    .store
+                    .record(
+                        repo.id,
+                        std::mem::take(&mut batch),
+                        std::mem::take(&mut dirs),
+                    )
+                    .await?;
                 staged = 0;
             }
         }
@@ -233,7 +280,11 @@ impl Hub {
         let mut dirs = BTreeSet::new();
         for (id, bytes) in objects {
             let id = *id;
-            let known = self.db.read(move |c| content::object(c, &id)).await?.is_some();
+            let known = self
+                .db
+                .read(move |c| content::object(c, &id))
+                .await?
+                .is_some();
             let mut w = self.store.object_writer(id, bytes.len() as u64, known)?;
             w.write(bytes).await?;
             let (imp, d) = w.finish().await?;
@@ -285,8 +336,14 @@ impl Hub {
             .await?;
         let ready = base.is_some() || have_empty;
         Ok(wire::map([
-            ("ack", Value::Array(ack.iter().map(|i| Value::from(i.to_hex())).collect())),
-            ("common_base", base.map_or(Value::Nil, |b| Value::from(b.to_hex()))),
+            (
+                "ack",
+                Value::Array(ack.iter().map(|i| Value::from(i.to_hex())).collect()),
+            ),
+            (
+                "common_base",
+                base.map_or(Value::Nil, |b| Value::from(b.to_hex())),
+            ),
             ("ready", Value::Boolean(ready)),
         ]))
     }
@@ -298,7 +355,9 @@ impl Hub {
         let have = f.ids("have", false)?;
         let repo_id = repo.id;
         let cap = self.limits.max_fetch_answer;
-        self.db.read(move |c| plan_fetch(c, repo_id, &want, &have, cap)).await
+        self.db
+            .read(move |c| plan_fetch(c, repo_id, &want, &have, cap))
+            .await
     }
 
     /// Streams a planned fetch answer. Its length is exactly `plan.len`.
@@ -314,7 +373,8 @@ impl Hub {
             rmp::encode::write_str(&mut prefix, &id.to_hex()).expect("Vec write");
             rmp::encode::write_str(&mut prefix, "content").expect("Vec write");
             rmp::encode::write_bin_len(&mut prefix, row.size as u32).expect("Vec write");
-            futures_util::stream::once(async move { Ok(Bytes::from(prefix)) }).chain(store.object_stream(id, row))
+            futures_util::stream::once(async move { Ok(Bytes::from(prefix)) })
+                .chain(store.object_stream(id, row))
         });
         Box::pin(
             futures_util::stream::once(async move { Ok(head) })
@@ -325,36 +385,73 @@ impl Hub {
 
     /// `POST releases` (JSON body). Owner only. Returns the server-assigned release id.
     pub async fn create_release(&self, repo: &Repo, body: &[u8]) -> Result<String> {
-        let mut rec: serde_json::Value = serde_json::from_slice(body).map_err(|e| wire::Error::Json(e.to_string()))?;
-        let obj = rec.as_object_mut().ok_or_else(|| Error::Invalid("release must be a JSON object".into()))?;
-        let tag = obj.get("tag").and_then(|t| t.as_str()).unwrap_or("").to_owned();
+        let mut rec: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| wire::Error::Json(e.to_string()))?;
+        let obj = rec
+            .as_object_mut()
+            .ok_or_else(|| Error::Invalid("release must be a JSON object".into()))?;
+        let tag = obj
+            .get("tag")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_owned();
         if tag.is_empty() || tag.len() > 100 || tag.contains(['/', '\0', '\n']) {
             return Err(Error::Invalid(format!("release tag {tag:?} is not valid")));
         }
-        let pre = obj.get("semver").and_then(|s| s.get("pre")).and_then(|p| p.as_str()).unwrap_or("");
-        let channel = match obj.get("channel").and_then(|c| c.as_str()).filter(|c| !c.is_empty()) {
+        let pre = obj
+            .get("semver")
+            .and_then(|s| s.get("pre"))
+            .and_then(|p| p.as_str())
+            .unwrap_or("");
+        let channel = match obj
+            .get("channel")
+            .and_then(|c| c.as_str())
+            .filter(|c| !c.is_empty())
+        {
             Some(c) => c.to_owned(),
             None => infer_channel(pre).to_owned(),
         };
         if !matches!(channel.as_str(), "stable" | "beta" | "alpha" | "nightly") {
-            return Err(Error::Invalid(format!("channel must be stable, beta, alpha or nightly, got {channel:?}")));
+            return Err(Error::Invalid(format!(
+                "channel must be stable, beta, alpha or nightly, got {channel:?}"
+            )));
         }
-        let commit = obj.get("commit_id").and_then(|c| c.as_str()).unwrap_or("").to_owned();
-        let commit_id = Id::parse(&commit).map_err(|e| Error::Invalid(format!("commit_id: {e}")))?;
-        let is_draft = obj.get("is_draft").and_then(|d| d.as_bool()).unwrap_or(false);
+        let commit = obj
+            .get("commit_id")
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let commit_id =
+            Id::parse(&commit).map_err(|e| Error::Invalid(format!("commit_id: {e}")))?;
+        let is_draft = obj
+            .get("is_draft")
+            .and_then(|d| d.as_bool())
+            .unwrap_or(false);
         let uuid = new_uuid();
         obj.insert("release_id".into(), uuid.clone().into());
         obj.insert("repo_id".into(), repo.uuid.clone().into());
         obj.insert("channel".into(), channel.clone().into());
-        if obj.get("created_at").and_then(|c| c.as_str()).is_none_or(str::is_empty) {
+        if obj
+            .get("created_at")
+            .and_then(|c| c.as_str())
+            .is_none_or(str::is_empty)
+        {
             obj.insert("created_at".into(), db::now().into());
         }
-        let release = repos::Release { uuid: uuid.clone(), tag: tag.clone(), channel, is_draft, record: rec.to_string() };
+        let release = repos::Release {
+            uuid: uuid.clone(),
+            tag: tag.clone(),
+            channel,
+            is_draft,
+            record: rec.to_string(),
+        };
         let repo_id = repo.id;
         self.db
             .write(move |tx| {
                 if !content::repo_has_commit(tx, repo_id, &commit_id)? {
-                    return Err(Error::Invalid(format!("commit {commit_id} is not on this hub: push it before its release")));
+                    return Err(Error::Invalid(format!(
+                        "commit {commit_id} is not on this hub: push it before its release"
+                    )));
                 }
                 if !repos::add_release(tx, repo_id, &release, &commit)? {
                     return Err(Error::Conflict(format!("release {tag} already exists")));
@@ -366,13 +463,24 @@ impl Hub {
     }
 
     /// `GET releases`, newest first.
-    pub async fn releases(&self, repo: &Repo, channel: Option<String>, drafts: bool) -> Result<Value> {
+    pub async fn releases(
+        &self,
+        repo: &Repo,
+        channel: Option<String>,
+        drafts: bool,
+    ) -> Result<Value> {
         let repo_id = repo.id;
-        let channel = channel.filter(|c| matches!(c.as_str(), "stable" | "beta" | "alpha" | "nightly"));
-        let list = self.db.read(move |c| repos::releases(c, repo_id, channel.as_deref(), drafts)).await?;
+        let channel =
+            channel.filter(|c| matches!(c.as_str(), "stable" | "beta" | "alpha" | "nightly"));
+        let list = self
+            .db
+            .read(move |c| repos::releases(c, repo_id, channel.as_deref(), drafts))
+            .await?;
         let items = list
             .iter()
-            .map(|r| serde_json::from_str::<serde_json::Value>(&r.record).map(|j| json_to_msgpack(&j)))
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.record).map(|j| json_to_msgpack(&j))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::Invalid(format!("stored release record: {e}")))?;
         Ok(wire::map([("releases", Value::Array(items))]))
@@ -381,7 +489,11 @@ impl Hub {
     /// `DELETE releases/{tag}`: removes the label only; commits and objects stay.
     pub async fn delete_release(&self, repo: &Repo, tag: &str) -> Result<Value> {
         let (repo_id, t) = (repo.id, tag.to_owned());
-        if !self.db.write(move |tx| repos::delete_release(tx, repo_id, &t)).await? {
+        if !self
+            .db
+            .write(move |tx| repos::delete_release(tx, repo_id, &t))
+            .await?
+        {
             return Err(Error::NotFound(format!("release {tag} not found")));
         }
         Ok(wire::map([("retracted", Value::from(tag))]))
@@ -397,10 +509,18 @@ impl Hub {
             let commit = tf.id("commit_id")?;
             let label = tf.str("tag")?;
             if label.is_empty() || label.len() > 500 {
-                return Err(Error::Invalid(format!("{path}.tag must be 1 to 500 characters")));
+                return Err(Error::Invalid(format!(
+                    "{path}.tag must be 1 to 500 characters"
+                )));
             }
-            let created = tf.opt_str("created_at")?.map(str::to_owned).unwrap_or_else(db::now);
-            let tag_id = tf.opt_str("tag_id")?.map(str::to_owned).unwrap_or_else(new_uuid);
+            let created = tf
+                .opt_str("created_at")?
+                .map(str::to_owned)
+                .unwrap_or_else(db::now);
+            let tag_id = tf
+                .opt_str("tag_id")?
+                .map(str::to_owned)
+                .unwrap_or_else(new_uuid);
             parsed.push((label.to_owned(), tag_id, commit.to_hex(), created));
         }
         let (repo_id, n) = (repo.id, parsed.len());
@@ -426,13 +546,25 @@ pub fn check_slug(slug: &str) -> Result<()> {
     let ok = !slug.is_empty()
         && slug.len() <= 100
         && !slug.starts_with('.')
-        && slug.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok { Ok(()) } else { Err(Error::Invalid(format!("repository name {slug:?} may only use letters, digits, '-', '_' and '.'"))) }
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "repository name {slug:?} may only use letters, digits, '-', '_' and '.'"
+        )))
+    }
 }
 
 /// User names follow the same rule as slugs (they are the first path segment).
 pub fn check_user_name(name: &str) -> Result<()> {
-    check_slug(name).map_err(|_| Error::Invalid(format!("user name {name:?} may only use letters, digits, '-', '_' and '.'")))
+    check_slug(name).map_err(|_| {
+        Error::Invalid(format!(
+            "user name {name:?} may only use letters, digits, '-', '_' and '.'"
+        ))
+    })
 }
 
 /// A random UUID v4 string (the repo and release ids the CLI stores).
@@ -441,7 +573,14 @@ pub fn new_uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn infer_channel(pre: &str) -> &'static str {
@@ -457,7 +596,12 @@ fn infer_channel(pre: &str) -> &'static str {
 }
 
 fn heads_value(heads: &[(String, Id)]) -> Value {
-    Value::Map(heads.iter().map(|(b, h)| (Value::from(b.as_str()), Value::from(h.to_hex()))).collect())
+    Value::Map(
+        heads
+            .iter()
+            .map(|(b, h)| (Value::from(b.as_str()), Value::from(h.to_hex())))
+            .collect(),
+    )
 }
 
 /// JSON → msgpack for release records (the CLI sends JSON, reads msgpack).
@@ -477,7 +621,11 @@ fn json_to_msgpack(j: &serde_json::Value) -> Value {
         }
         J::String(s) => Value::from(s.as_str()),
         J::Array(a) => Value::Array(a.iter().map(json_to_msgpack).collect()),
-        J::Object(o) => Value::Map(o.iter().map(|(k, v)| (Value::from(k.as_str()), json_to_msgpack(v))).collect()),
+        J::Object(o) => Value::Map(
+            o.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), json_to_msgpack(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -500,7 +648,11 @@ impl Pack {
         let branch = f.str("branch")?.to_owned();
         muse::check_branch(&branch)?;
         let force = f.bool_or("force", false)?;
-        let bundle = Fields::of(f.get("bundle").ok_or_else(|| wire::Error::Missing("bundle".into()))?, "bundle")?;
+        let bundle = Fields::of(
+            f.get("bundle")
+                .ok_or_else(|| wire::Error::Missing("bundle".into()))?,
+            "bundle",
+        )?;
 
         let mut snapshots = Vec::new();
         for (i, s) in bundle.opt_array("snapshots")?.iter().enumerate() {
@@ -510,23 +662,48 @@ impl Pack {
             let manifest = match sf.get("manifest") {
                 Some(Value::Map(m)) => m,
                 None => return Err(wire::Error::Missing(format!("{path}.manifest")).into()),
-                Some(_) => return Err(wire::Error::Type { field: format!("{path}.manifest"), expected: "a map" }.into()),
+                Some(_) => {
+                    return Err(wire::Error::Type {
+                        field: format!("{path}.manifest"),
+                        expected: "a map",
+                    }
+                    .into());
+                }
             };
             let mut entries = Vec::with_capacity(manifest.len());
             for (k, v) in manifest {
-                let p = k.as_str().ok_or_else(|| wire::Error::Type { field: format!("{path}.manifest"), expected: "a map of string paths" })?;
+                let p = k.as_str().ok_or_else(|| wire::Error::Type {
+                    field: format!("{path}.manifest"),
+                    expected: "a map of string paths",
+                })?;
                 muse::check_path(p)?;
                 let oid = v
                     .as_str()
-                    .ok_or_else(|| wire::Error::Type { field: format!("{path}.manifest[{p:?}]"), expected: "a string" })
-                    .and_then(|s| Id::parse(s).map_err(|e| wire::Error::Invalid { field: format!("{path}.manifest[{p:?}]"), why: e.to_string() }))?;
+                    .ok_or_else(|| wire::Error::Type {
+                        field: format!("{path}.manifest[{p:?}]"),
+                        expected: "a string",
+                    })
+                    .and_then(|s| {
+                        Id::parse(s).map_err(|e| wire::Error::Invalid {
+                            field: format!("{path}.manifest[{p:?}]"),
+                            why: e.to_string(),
+                        })
+                    })?;
                 entries.push((p, oid));
             }
             let computed = muse::snapshot_id(entries.iter().map(|(p, o)| (*p, o)));
             if computed != sid {
-                return Err(muse::Error::SnapshotId { claimed: sid, computed }.into());
+                return Err(muse::Error::SnapshotId {
+                    claimed: sid,
+                    computed,
+                }
+                .into());
             }
-            snapshots.push((sid, entries.into_iter().map(|(_, o)| o).collect(), wire::encode(s)));
+            snapshots.push((
+                sid,
+                entries.into_iter().map(|(_, o)| o).collect(),
+                wire::encode(s),
+            ));
         }
 
         let mut commits = Vec::new();
@@ -535,13 +712,23 @@ impl Pack {
             let cf = Fields::of(c, &path)?;
             let commit_id = cf.id("commit_id")?;
             let snapshot_id = cf.id("snapshot_id")?;
-            let parents: Vec<Id> = [cf.opt_id("parent_commit_id")?, cf.opt_id("parent2_commit_id")?].into_iter().flatten().collect();
+            let parents: Vec<Id> = [
+                cf.opt_id("parent_commit_id")?,
+                cf.opt_id("parent2_commit_id")?,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             let message = cf.opt_str("message")?.unwrap_or("");
             let committed_at = cf.str("committed_at")?;
             let author = cf.opt_str("author")?.unwrap_or("");
             let computed = muse::commit_id(&parents, &snapshot_id, message, committed_at);
             if computed != commit_id {
-                return Err(muse::Error::CommitId { claimed: commit_id, computed }.into());
+                return Err(muse::Error::CommitId {
+                    claimed: commit_id,
+                    computed,
+                }
+                .into());
             }
             let row = CommitRow {
                 commit_id,
@@ -560,7 +747,11 @@ impl Pack {
             let of = Fields::of(o, &path)?;
             let id = of.id("object_id")?;
             let Some(Value::Binary(content)) = of.get("content") else {
-                return Err(wire::Error::Type { field: format!("bundle.objects[{i}].content"), expected: "msgpack bin" }.into());
+                return Err(wire::Error::Type {
+                    field: format!("bundle.objects[{i}].content"),
+                    expected: "msgpack bin",
+                }
+                .into());
             };
             objects.push((id, content.clone()));
         }
@@ -571,11 +762,23 @@ impl Pack {
                 .iter()
                 .find(|(k, _)| k.as_str() == Some(&branch))
                 .and_then(|(_, v)| v.as_str())
-                .map(|s| Id::parse(s).map_err(|e| wire::Error::Invalid { field: "branch_heads".into(), why: e.to_string() }))
+                .map(|s| {
+                    Id::parse(s).map_err(|e| wire::Error::Invalid {
+                        field: "branch_heads".into(),
+                        why: e.to_string(),
+                    })
+                })
                 .transpose()?,
             _ => None,
         };
-        Ok(Pack { branch, force, tip, commits, snapshots, objects })
+        Ok(Pack {
+            branch,
+            force,
+            tip,
+            commits,
+            snapshots,
+            objects,
+        })
     }
 
     /// The pushed tip: the named head, else the pack's one leaf (preferring the target branch).
@@ -583,17 +786,31 @@ impl Pack {
         if let Some(t) = self.tip {
             return Ok(t);
         }
-        let named: HashSet<Id> = self.commits.iter().flat_map(|(c, _)| c.parents.iter().copied()).collect();
-        let leaves: Vec<&(CommitRow, Vec<u8>)> = self.commits.iter().filter(|(c, _)| !named.contains(&c.commit_id)).collect();
+        let named: HashSet<Id> = self
+            .commits
+            .iter()
+            .flat_map(|(c, _)| c.parents.iter().copied())
+            .collect();
+        let leaves: Vec<&(CommitRow, Vec<u8>)> = self
+            .commits
+            .iter()
+            .filter(|(c, _)| !named.contains(&c.commit_id))
+            .collect();
         match leaves.as_slice() {
             [] => Err(Error::Invalid("push carries no commits".into())),
             [one] => Ok(one.0.commit_id),
             many => {
-                let on_branch: Vec<_> =
-                    many.iter().filter(|(_, raw)| raw_branch_of(raw).as_deref() == Some(self.branch.as_str())).collect();
+                let on_branch: Vec<_> = many
+                    .iter()
+                    .filter(|(_, raw)| raw_branch_of(raw).as_deref() == Some(self.branch.as_str()))
+                    .collect();
                 match on_branch.as_slice() {
                     [one] => Ok(one.0.commit_id),
-                    _ => Err(Error::Invalid(format!("push has {} tip commits; cannot tell which is '{}'", many.len(), self.branch))),
+                    _ => Err(Error::Invalid(format!(
+                        "push has {} tip commits; cannot tell which is '{}'",
+                        many.len(),
+                        self.branch
+                    ))),
                 }
             }
         }
@@ -602,29 +819,49 @@ impl Pack {
 
 fn branch_field(raw: &[u8]) -> Option<String> {
     let v = wire::decode(raw).ok()?;
-    Fields::of(&v, "").ok()?.opt_str("branch").ok().flatten().map(str::to_owned)
+    Fields::of(&v, "")
+        .ok()?
+        .opt_str("branch")
+        .ok()
+        .flatten()
+        .map(str::to_owned)
 }
 
 fn apply_push(tx: &rusqlite::Transaction<'_>, repo: &Repo, pack: Pack) -> Result<Value> {
     let rid = repo.id;
     let tip = pack.tip(branch_field)?;
-    let pack_commits: HashMap<Id, &CommitRow> = pack.commits.iter().map(|(c, _)| (c.commit_id, c)).collect();
+    let pack_commits: HashMap<Id, &CommitRow> =
+        pack.commits.iter().map(|(c, _)| (c.commit_id, c)).collect();
     let pack_snaps: HashSet<Id> = pack.snapshots.iter().map(|(s, _, _)| *s).collect();
 
     if !pack_commits.contains_key(&tip) && !content::repo_has_commit(tx, rid, &tip)? {
-        return Err(Error::Invalid(format!("tip {tip} of '{}' is neither in the push nor on the hub", pack.branch)));
+        return Err(Error::Invalid(format!(
+            "tip {tip} of '{}' is neither in the push nor on the hub",
+            pack.branch
+        )));
     }
     for (sid, oids, _) in &pack.snapshots {
+        // The CLI resends snapshots the hub already holds; their objects were checked then.
+        if content::repo_has_snapshot(tx, rid, sid)? {
+            continue;
+        }
         for oid in oids {
             if !content::repo_has_object(tx, rid, oid)? {
-                return Err(Error::Invalid(format!("snapshot {sid} names object {oid}, which was not uploaded")));
+                return Err(Error::Invalid(format!(
+                    "snapshot {sid} names object {oid}, which was not uploaded"
+                )));
             }
         }
     }
     let mut shallow = Vec::new();
     for (c, _) in &pack.commits {
-        if !pack_snaps.contains(&c.snapshot_id) && !content::repo_has_snapshot(tx, rid, &c.snapshot_id)? {
-            return Err(Error::Invalid(format!("commit {} names snapshot {}, which is not in the push", c.commit_id, c.snapshot_id)));
+        if !pack_snaps.contains(&c.snapshot_id)
+            && !content::repo_has_snapshot(tx, rid, &c.snapshot_id)?
+        {
+            return Err(Error::Invalid(format!(
+                "commit {} names snapshot {}, which is not in the push",
+                c.commit_id, c.snapshot_id
+            )));
         }
         for p in &c.parents {
             if !pack_commits.contains_key(p) && !content::repo_has_commit(tx, rid, p)? {
@@ -672,14 +909,26 @@ fn apply_push(tx: &rusqlite::Transaction<'_>, repo: &Repo, pack: Pack) -> Result
     let heads = repos::branches(tx, rid)?;
     Ok(wire::map([
         ("ok", Value::Boolean(true)),
-        ("message", Value::from(format!("pushed {new_commits} commit(s) to '{}'", pack.branch))),
+        (
+            "message",
+            Value::from(format!(
+                "pushed {new_commits} commit(s) to '{}'",
+                pack.branch
+            )),
+        ),
         ("branch_heads", heads_value(&heads)),
         ("remote_head", Value::from(tip.to_hex())),
     ]))
 }
 
 /// Whether `target` is `from` or one of its ancestors, over the pack and the repo's history.
-fn reaches(conn: &rusqlite::Connection, rid: i64, pack: &HashMap<Id, &CommitRow>, from: Id, target: Id) -> Result<bool> {
+fn reaches(
+    conn: &rusqlite::Connection,
+    rid: i64,
+    pack: &HashMap<Id, &CommitRow>,
+    from: Id,
+    target: Id,
+) -> Result<bool> {
     let mut seen = HashSet::new();
     let mut queue = VecDeque::from([from]);
     while let Some(c) = queue.pop_front() {
@@ -700,7 +949,11 @@ fn reaches(conn: &rusqlite::Connection, rid: i64, pack: &HashMap<Id, &CommitRow>
 
 /// Pack commits with parents before children (Kahn's algorithm; ties keep pack order).
 fn topo_order(commits: &[(CommitRow, Vec<u8>)]) -> Vec<&(CommitRow, Vec<u8>)> {
-    let index: HashMap<Id, usize> = commits.iter().enumerate().map(|(i, (c, _))| (c.commit_id, i)).collect();
+    let index: HashMap<Id, usize> = commits
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| (c.commit_id, i))
+        .collect();
     let mut indegree = vec![0usize; commits.len()];
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); commits.len()];
     for (i, (c, _)) in commits.iter().enumerate() {
@@ -728,7 +981,13 @@ fn topo_order(commits: &[(CommitRow, Vec<u8>)]) -> Vec<&(CommitRow, Vec<u8>)> {
         }
     }
     // A cycle cannot hash consistently, but never drop records: append whatever is left.
-    out.extend(commits.iter().enumerate().filter(|(i, _)| !done[*i]).map(|(_, c)| c));
+    out.extend(
+        commits
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !done[*i])
+            .map(|(_, c)| c),
+    );
     out
 }
 
@@ -745,7 +1004,13 @@ pub struct FetchPlan {
     pub commits: usize,
 }
 
-fn plan_fetch(c: &rusqlite::Connection, rid: i64, want: &[Id], have: &[Id], cap: u64) -> Result<FetchPlan> {
+fn plan_fetch(
+    c: &rusqlite::Connection,
+    rid: i64,
+    want: &[Id],
+    have: &[Id],
+    cap: u64,
+) -> Result<FetchPlan> {
     let mut have_set = HashSet::new();
     for h in have {
         if content::repo_has_commit(c, rid, h)? {
@@ -765,7 +1030,9 @@ fn plan_fetch(c: &rusqlite::Connection, rid: i64, want: &[Id], have: &[Id], cap:
         if !seen.insert(id) {
             continue;
         }
-        let Some(row) = content::repo_commit(c, rid, &id)? else { continue };
+        let Some(row) = content::repo_commit(c, rid, &id)? else {
+            continue;
+        };
         queue.extend(row.parents.iter().copied());
         commits.push(row);
     }
@@ -787,7 +1054,9 @@ fn plan_fetch(c: &rusqlite::Connection, rid: i64, want: &[Id], have: &[Id], cap:
     let mut object_ids = Vec::new();
     let mut obj_seen = HashSet::new();
     for sid in &snapshot_ids {
-        let Some(raw) = content::snapshot_raw(c, sid)? else { continue };
+        let Some(raw) = content::snapshot_raw(c, sid)? else {
+            continue;
+        };
         for oid in manifest_ids_of_raw(&raw)? {
             if !held.contains(&oid) && obj_seen.insert(oid) {
                 object_ids.push(oid);
@@ -799,7 +1068,9 @@ fn plan_fetch(c: &rusqlite::Connection, rid: i64, want: &[Id], have: &[Id], cap:
     for oid in object_ids {
         match content::object(c, &oid)? {
             Some(row) if content::repo_has_object(c, rid, &oid)? => objects.push((oid, row)),
-            _ => tracing::error!(target: "musehub::hub", object = %oid, "snapshot names an object this repo lacks; run `musehub doctor`"),
+            _ => {
+                tracing::error!(target: "musehub::hub", object = %oid, "snapshot names an object this repo lacks; run `musehub doctor`")
+            }
         }
     }
 
@@ -824,7 +1095,10 @@ fn plan_fetch(c: &rusqlite::Connection, rid: i64, want: &[Id], have: &[Id], cap:
     rmpv::encode::write_value(&mut tail, &heads_value(&heads)).expect("Vec write");
 
     // Per object: fixmap(2), "object_id" (10), str8 id (66), "content" (8), bin header, bytes.
-    let objects_len: u64 = objects.iter().map(|(_, r)| 85 + wire::bin_header_len(r.size) + r.size).sum();
+    let objects_len: u64 = objects
+        .iter()
+        .map(|(_, r)| 85 + wire::bin_header_len(r.size) + r.size)
+        .sum();
     let len = head.len() as u64 + objects_len + tail.len() as u64;
     if len > cap {
         return Err(Error::AnswerTooLarge {
@@ -833,7 +1107,13 @@ fn plan_fetch(c: &rusqlite::Connection, rid: i64, want: &[Id], have: &[Id], cap:
             hint: "fetch fewer commits at a time (pull after each push), or copy the repository with a CAR export",
         });
     }
-    Ok(FetchPlan { head, objects, tail, len, commits: commits.len() })
+    Ok(FetchPlan {
+        head,
+        objects,
+        tail,
+        len,
+        commits: commits.len(),
+    })
 }
 
 fn manifest_ids(c: &rusqlite::Connection, sid: &Id) -> Result<Vec<Id>> {
@@ -847,6 +1127,11 @@ fn manifest_ids(c: &rusqlite::Connection, sid: &Id) -> Result<Vec<Id>> {
 pub fn manifest_ids_of_raw(raw: &[u8]) -> Result<Vec<Id>> {
     let v = wire::decode(raw)?;
     let f = Fields::of(&v, "snapshot")?;
-    let Some(Value::Map(m)) = f.get("manifest") else { return Ok(Vec::new()) };
-    Ok(m.iter().filter_map(|(_, v)| v.as_str()).filter_map(|s| Id::parse(s).ok()).collect())
+    let Some(Value::Map(m)) = f.get("manifest") else {
+        return Ok(Vec::new());
+    };
+    Ok(m.iter()
+        .filter_map(|(_, v)| v.as_str())
+        .filter_map(|s| Id::parse(s).ok())
+        .collect())
 }

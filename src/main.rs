@@ -6,8 +6,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = musehub::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MUSEHUB_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUSEHUB_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match musehub::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -65,12 +65,28 @@ impl Metrics {
         s.push_str("# HELP musehub_http_requests_total HTTP requests answered, by status class.\n");
         s.push_str("# TYPE musehub_http_requests_total counter\n");
         for (i, class) in ["2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-            let _ = writeln!(s, "musehub_http_requests_total{{class=\"{class}\"}} {}", self.requests[i].get());
+            let _ = writeln!(
+                s,
+                "musehub_http_requests_total{{class=\"{class}\"}} {}",
+                self.requests[i].get()
+            );
         }
         let counters = [
-            ("musehub_http_request_bytes_total", "Request body bytes received.", self.bytes_in.get()),
-            ("musehub_http_response_bytes_total", "Response body bytes sent.", self.bytes_out.get()),
-            ("musehub_objects_stored_total", "Objects added to repositories by pushes since start.", self.objects_stored.get()),
+            (
+                "musehub_http_request_bytes_total",
+                "Request body bytes received.",
+                self.bytes_in.get(),
+            ),
+            (
+                "musehub_http_response_bytes_total",
+                "Response body bytes sent.",
+                self.bytes_out.get(),
+            ),
+            (
+                "musehub_objects_stored_total",
+                "Objects added to repositories by pushes since start.",
+                self.objects_stored.get(),
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
@@ -78,19 +94,41 @@ impl Metrics {
         let gauges = [
             ("musehub_objects", "Objects stored on this hub.", objects),
             ("musehub_blocks", "Blocks in the block store.", blocks),
-            ("musehub_block_bytes", "Bytes in the block store.", block_bytes),
+            (
+                "musehub_block_bytes",
+                "Bytes in the block store.",
+                block_bytes,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        s.push_str("# HELP musehub_push_duration_seconds Time to accept a push (the final POST push).\n");
+        s.push_str(
+            "# HELP musehub_push_duration_seconds Time to accept a push (the final POST push).\n",
+        );
         s.push_str("# TYPE musehub_push_duration_seconds histogram\n");
         for (i, le) in PUSH_BUCKETS.iter().enumerate() {
-            let _ = writeln!(s, "musehub_push_duration_seconds_bucket{{le=\"{le}\"}} {}", self.push_buckets[i].get());
+            let _ = writeln!(
+                s,
+                "musehub_push_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.push_buckets[i].get()
+            );
         }
-        let _ = writeln!(s, "musehub_push_duration_seconds_bucket{{le=\"+Inf\"}} {}", self.pushes.get());
-        let _ = writeln!(s, "musehub_push_duration_seconds_sum {}", self.push_micros.get() as f64 / 1e6);
-        let _ = writeln!(s, "musehub_push_duration_seconds_count {}", self.pushes.get());
+        let _ = writeln!(
+            s,
+            "musehub_push_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            self.pushes.get()
+        );
+        let _ = writeln!(
+            s,
+            "musehub_push_duration_seconds_sum {}",
+            self.push_micros.get() as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "musehub_push_duration_seconds_count {}",
+            self.pushes.get()
+        );
         s
     }
 }

@@ -53,7 +53,12 @@ pub fn commit_id(parents: &[Id], snapshot: &Id, message: &str, committed_at: &st
 /// Checks a manifest path the way the hub must before it ever becomes a file on someone's disk:
 /// relative, `/`-separated, no `..`, `.` or empty components, no NUL or backslash.
 pub fn check_path(path: &str) -> Result<(), Error> {
-    let fail = |why| Err(Error::Path { path: path.to_owned(), why });
+    let fail = |why| {
+        Err(Error::Path {
+            path: path.to_owned(),
+            why,
+        })
+    };
     if path.is_empty() {
         return fail("empty");
     }
@@ -82,7 +87,12 @@ pub fn check_path(path: &str) -> Result<(), Error> {
 /// The Muse CLI's branch-name rule: at most 255 characters; no backslash, NUL, CR, LF or TAB;
 /// no leading or trailing `.` or `/`; no `..` and no `//`.
 pub fn check_branch(name: &str) -> Result<(), Error> {
-    let fail = |why| Err(Error::Branch { name: name.to_owned(), why });
+    let fail = |why| {
+        Err(Error::Branch {
+            name: name.to_owned(),
+            why,
+        })
+    };
     if name.is_empty() {
         return fail("empty");
     }
@@ -122,13 +132,19 @@ mod tests {
     #[test]
     fn object_ids_match_vector_1() {
         assert_eq!(Id::of(b"hello world\n"), id(README));
-        assert_eq!(Id::of(&hex::decode("4d546864000000060001000201e0").unwrap()), id(DRUMS));
+        assert_eq!(
+            Id::of(&hex::decode("4d546864000000060001000201e0").unwrap()),
+            id(DRUMS)
+        );
     }
 
     #[test]
     fn snapshot_id_matches_vector_2() {
         let (r, d) = (id(README), id(DRUMS));
-        assert_eq!(snapshot_id([("tracks/drums.mid", &d), ("README.md", &r)]), id(SNAP));
+        assert_eq!(
+            snapshot_id([("tracks/drums.mid", &d), ("README.md", &r)]),
+            id(SNAP)
+        );
         assert_eq!(snapshot_id([]), Id::of(b""));
     }
 
@@ -136,10 +152,16 @@ mod tests {
     fn commit_ids_match_vector_3() {
         let snap = id(SNAP);
         let root = commit_id(&[], &snap, "Add verse melody", "2026-03-16T12:00:00+00:00");
-        assert_eq!(root, id("9e6f32dc0d9c2c5d4fdf5a88d9cf88ccf6351c62fc952131ac7bc4d94340d90e"));
+        assert_eq!(
+            root,
+            id("9e6f32dc0d9c2c5d4fdf5a88d9cf88ccf6351c62fc952131ac7bc4d94340d90e")
+        );
         let t = "2026-03-16T12:05:30.123456+00:00";
         let child = commit_id(&[root], &snap, "second", t);
-        assert_eq!(child, id("e2f0259641765da8044b101ed9d5b7c8a047a14881b5758468d49127f947f67b"));
+        assert_eq!(
+            child,
+            id("e2f0259641765da8044b101ed9d5b7c8a047a14881b5758468d49127f947f67b")
+        );
         let merge = id("3abfa7bfabff436e249de15c32b89f0417a729b6d1a13e2be28f0771ed5e7820");
         let msg = "Merge origin/main into main";
         assert_eq!(commit_id(&[child, root], &snap, msg, t), merge);
@@ -148,10 +170,27 @@ mod tests {
 
     #[test]
     fn paths_that_escape_are_refused() {
-        for ok in ["a", "tracks/drums.mid", ".museignore", "a/.b/c", "ünïcode/ß.wav"] {
+        for ok in [
+            "a",
+            "tracks/drums.mid",
+            ".museignore",
+            "a/.b/c",
+            "ünïcode/ß.wav",
+        ] {
             assert_eq!(check_path(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a/./b", "a//b", "a/", "a\\b", "a\0b", "."] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\\b",
+            "a\0b",
+            ".",
+        ] {
             assert!(check_path(bad).is_err(), "{bad:?}");
         }
     }
@@ -162,7 +201,9 @@ mod tests {
             assert_eq!(check_branch(ok), Ok(()), "{ok}");
         }
         let long = "x".repeat(256);
-        for bad in ["", ".hidden", "end.", "/lead", "trail/", "a..b", "a//b", "a\\b", "a\tb", "a\nb", &long] {
+        for bad in [
+            "", ".hidden", "end.", "/lead", "trail/", "a..b", "a//b", "a\\b", "a\tb", "a\nb", &long,
+        ] {
             assert!(check_branch(bad).is_err(), "{bad:?}");
         }
     }

@@ -17,8 +17,8 @@ use crate::db::Db;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::storage::Store;
-use crate::web::{self, AppState};
 use crate::tls;
+use crate::web::{self, AppState};
 
 /// A running hub.
 #[derive(Debug)]
@@ -32,9 +32,14 @@ pub struct Server {
 
 /// Opens the database and block store of a data directory.
 pub fn open_hub(config: &Config) -> Result<Hub> {
-    std::fs::create_dir_all(&config.paths.data_dir)
-        .with_context(|| format!("creating data directory {}", config.paths.data_dir.display()))?;
-    let db = Db::open(&config.paths.db()).with_context(|| format!("opening {}", config.paths.db().display()))?;
+    std::fs::create_dir_all(&config.paths.data_dir).with_context(|| {
+        format!(
+            "creating data directory {}",
+            config.paths.data_dir.display()
+        )
+    })?;
+    let db = Db::open(&config.paths.db())
+        .with_context(|| format!("opening {}", config.paths.db().display()))?;
     let store = Store::open(db.clone(), &config.paths.blocks())
         .with_context(|| format!("opening block store {}", config.paths.blocks().display()))?;
     Ok(Hub {
@@ -50,26 +55,62 @@ impl Server {
     /// Opens the hub's data and starts serving on `config.listen`.
     pub async fn bind(config: Config) -> Result<Server> {
         let hub = open_hub(&config)?;
+        let cleared = hub
+            .store
+            .clear_temp()
+            .context("clearing the block store's temp files")?;
+        if cleared > 0 {
+            tracing::info!(target: "musehub::server", files = cleared, "removed temp files left by an interrupted write");
+        }
         let tls_paths = config.paths.tls();
-        let ca_pem = if tls_paths.exists() { Some(Arc::from(tls::ca_pem(&tls_paths)?)) } else { None };
-        let state = AppState { hub: hub.clone(), ca_pem, started: Instant::now() };
+        let ca_pem = if tls_paths.exists() {
+            Some(Arc::from(tls::ca_pem(&tls_paths)?))
+        } else {
+            None
+        };
+        let state = AppState {
+            hub: hub.clone(),
+            ca_pem,
+            started: Instant::now(),
+        };
         let app = web::router(state);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("cannot listen on {} (is another hub running there?)", config.listen))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another hub running there?)",
+                    config.listen
+                )
+            })?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let task = if config.tls {
             let server_config = tls::server_config(&tls_paths)?;
             let token = shutdown.clone();
-            tokio::spawn(tls::serve(listener, server_config, app, token, config.shutdown_grace))
+            tokio::spawn(tls::serve(
+                listener,
+                server_config,
+                app,
+                token,
+                config.shutdown_grace,
+            ))
         } else {
             let token = shutdown.clone();
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            tokio::spawn(async move { axum::serve(listener, service).with_graceful_shutdown(token.cancelled_owned()).await })
+            tokio::spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
+            })
         };
         tracing::info!(target: "musehub::server", %addr, tls = config.tls, data = %config.paths.data_dir.display(), "serving");
-        Ok(Server { addr, tls: config.tls, hub, shutdown, task })
+        Ok(Server {
+            addr,
+            tls: config.tls,
+            hub,
+            shutdown,
+            task,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -78,7 +119,11 @@ impl Server {
 
     /// `http://127.0.0.1:PORT` (or https).
     pub fn url(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
     }
 
     pub fn hub(&self) -> &Hub {
@@ -98,7 +143,10 @@ impl Server {
 
     /// Waits until the server stops (after its shutdown token is cancelled).
     pub async fn join(self) -> Result<()> {
-        self.task.await.context("server task panicked")?.context("server failed")?;
+        self.task
+            .await
+            .context("server task panicked")?
+            .context("server failed")?;
         Ok(())
     }
 }
@@ -125,7 +173,9 @@ pub fn cancel_on_signals(token: CancellationToken) {
 
 /// Tells systemd (`Type=notify`) that the hub is ready, when run under it.
 pub fn notify_ready() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let sock = match std::os::unix::net::UnixDatagram::unbound() {
         Ok(s) => s,
         Err(_) => return,
@@ -133,7 +183,8 @@ pub fn notify_ready() {
     let bytes = path.as_encoded_bytes();
     let sent = if let Some(name) = bytes.strip_prefix(b"@") {
         use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(b"READY=1", &a))
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
     } else {
         sock.send_to(b"READY=1", std::path::Path::new(&path))
     };

@@ -91,13 +91,28 @@ pub struct Imported {
 }
 
 impl Store {
-    /// Opens the store under `dir` (created if missing) and clears temp files left by a crash.
+    /// Opens the store under `dir` (created if missing).
+    ///
+    /// Opening never deletes anything: admin commands open the store while the server runs,
+    /// and the server's temp files are in use. See [`Store::clear_temp`].
     pub fn open(db: Db, dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir.join("tmp"))?;
-        for entry in std::fs::read_dir(dir.join("tmp"))? {
-            let _ = std::fs::remove_file(entry?.path());
+        Ok(Store {
+            db,
+            dir: dir.to_owned(),
+            profile: unixfs::UNIXFS_V1_2025,
+        })
+    }
+
+    /// Removes temp files left by a crash. Only the server calls this, at start, before it
+    /// accepts a request: no other process writes blocks into a served data directory.
+    pub fn clear_temp(&self) -> Result<usize> {
+        let mut n = 0;
+        for entry in std::fs::read_dir(self.dir.join("tmp"))? {
+            std::fs::remove_file(entry?.path())?;
+            n += 1;
         }
-        Ok(Store { db, dir: dir.to_owned(), profile: unixfs::UNIXFS_V1_2025 })
+        Ok(n)
     }
 
     /// The same store importing with another profile (tests of the tree builder only).
@@ -119,7 +134,10 @@ impl Store {
     /// fsynced before a row names the block.
     fn write_file(&self, digest: &Id, data: &[u8]) -> std::io::Result<PathBuf> {
         let path = self.block_path(digest);
-        let parent = path.parent().expect("block paths have a shard directory").to_owned();
+        let parent = path
+            .parent()
+            .expect("block paths have a shard directory")
+            .to_owned();
         if path.exists() {
             return Ok(parent);
         }
@@ -147,7 +165,11 @@ impl Store {
     /// `known` says the hub already holds the object: its bytes are then only hashed.
     pub fn object_writer(&self, expected: Id, size: u64, known: bool) -> Result<ObjectWriter> {
         if size > MAX_OBJECT_BYTES {
-            return Err(Error::TooLarge { id: expected, size, max: MAX_OBJECT_BYTES });
+            return Err(Error::TooLarge {
+                id: expected,
+                size,
+                max: MAX_OBJECT_BYTES,
+            });
         }
         let large = size > self.profile.chunk_size as u64;
         Ok(ObjectWriter {
@@ -156,7 +178,11 @@ impl Store {
             size,
             received: 0,
             hasher: Sha256::new(),
-            buf: if known { Vec::new() } else { Vec::with_capacity((size as usize).min(self.profile.chunk_size)) },
+            buf: if known {
+                Vec::new()
+            } else {
+                Vec::with_capacity((size as usize).min(self.profile.chunk_size))
+            },
             tree: (large && !known).then(|| unixfs::TreeBuilder::new(self.profile)),
             in_flight: VecDeque::new(),
             staged: Vec::new(),
@@ -169,7 +195,12 @@ impl Store {
     ///
     /// Directories of new block files are fsynced first, so every row commits after its bytes.
     /// Returns how many objects were new to the repo.
-    pub async fn record(&self, repo_id: i64, objects: Vec<Imported>, dirs: BTreeSet<PathBuf>) -> Result<u64> {
+    pub async fn record(
+        &self,
+        repo_id: i64,
+        objects: Vec<Imported>,
+        dirs: BTreeSet<PathBuf>,
+    ) -> Result<u64> {
         tokio::task::spawn_blocking(move || sync_dirs(&dirs))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
@@ -192,7 +223,11 @@ impl Store {
     /// Imports a whole in-memory object (used by tests, `doctor` fixtures and small callers).
     pub async fn import_bytes(&self, repo_id: i64, bytes: &[u8]) -> Result<Id> {
         let id = Id::of(bytes);
-        let known = self.db.read(move |c| content::object(c, &id)).await?.is_some();
+        let known = self
+            .db
+            .read(move |c| content::object(c, &id))
+            .await?
+            .is_some();
         let mut w = self.object_writer(id, bytes.len() as u64, known)?;
         w.write(bytes).await?;
         let (imported, dirs) = w.finish().await?;
@@ -211,7 +246,9 @@ impl Store {
             let store = store.clone();
             async move {
                 loop {
-                    let Some(next) = stack.pop() else { return Ok(None) };
+                    let Some(next) = stack.pop() else {
+                        return Ok(None);
+                    };
                     let cid = next.map_err(std::io::Error::other)?;
                     let s = store.clone();
                     let (chunk, children) = tokio::task::spawn_blocking(move || s.expand(&cid))
@@ -230,16 +267,26 @@ impl Store {
     /// Reads a block of a file tree: raw leaves give bytes, dag-pb nodes give inline bytes
     /// and children.
     fn expand(&self, cid: &Cid) -> Result<(Vec<u8>, Vec<Cid>)> {
-        let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock { cid: cid.to_string(), why: e.to_string() })?;
-        let data = self.read_block_blocking(&digest)?.ok_or(Error::MissingBlock(digest))?;
+        let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock {
+            cid: cid.to_string(),
+            why: e.to_string(),
+        })?;
+        let data = self
+            .read_block_blocking(&digest)?
+            .ok_or(Error::MissingBlock(digest))?;
         match cid.codec() {
             RAW => Ok((data, Vec::new())),
             DAG_PB => {
-                let node = unixfs::decode_file_node(&data)
-                    .map_err(|e| Error::BadBlock { cid: cid.to_string(), why: e.to_string() })?;
+                let node = unixfs::decode_file_node(&data).map_err(|e| Error::BadBlock {
+                    cid: cid.to_string(),
+                    why: e.to_string(),
+                })?;
                 Ok((node.inline, node.links.into_iter().map(|l| l.cid).collect()))
             }
-            _ => Err(Error::BadBlock { cid: cid.to_string(), why: "not part of a file".into() }),
+            _ => Err(Error::BadBlock {
+                cid: cid.to_string(),
+                why: "not part of a file".into(),
+            }),
         }
     }
 
@@ -247,7 +294,10 @@ impl Store {
     pub fn verify_object_blocking(&self, oid: &Id, row: &content::ObjectRow) -> Result<()> {
         let mut stack = vec![match &row.root {
             None => oid.raw_cid(),
-            Some(r) => Cid::try_from(r.as_slice()).map_err(|e| Error::BadBlock { cid: hex::encode(r), why: e.to_string() })?,
+            Some(r) => Cid::try_from(r.as_slice()).map_err(|e| Error::BadBlock {
+                cid: hex::encode(r),
+                why: e.to_string(),
+            })?,
         }];
         let mut h = Sha256::new();
         let mut total = 0u64;
@@ -259,24 +309,37 @@ impl Store {
         }
         let actual = Id(h.finalize().into());
         if actual != *oid || total != row.size {
-            return Err(Error::HashMismatch { expected: *oid, actual });
+            return Err(Error::HashMismatch {
+                expected: *oid,
+                actual,
+            });
         }
         Ok(())
     }
 
     /// Checks one recorded block's bytes against its digest (for `doctor`).
-    pub fn verify_block_blocking(&self, digest: &Id, size: u64, inline: Option<Vec<u8>>) -> Result<()> {
+    pub fn verify_block_blocking(
+        &self,
+        digest: &Id,
+        size: u64,
+        inline: Option<Vec<u8>>,
+    ) -> Result<()> {
         let data = match inline {
             Some(d) => d,
             None => match std::fs::read(self.block_path(digest)) {
                 Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::MissingBlock(*digest)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::MissingBlock(*digest));
+                }
                 Err(e) => return Err(e.into()),
             },
         };
         let actual = Id::of(&data);
         if actual != *digest || data.len() as u64 != size {
-            return Err(Error::HashMismatch { expected: *digest, actual });
+            return Err(Error::HashMismatch {
+                expected: *digest,
+                actual,
+            });
         }
         Ok(())
     }
@@ -324,13 +387,17 @@ impl ObjectWriter {
     }
 
     async fn flush_leaf(&mut self) -> Result<()> {
-        let leaf = std::mem::replace(&mut self.buf, Vec::with_capacity(self.store.profile.chunk_size));
+        let leaf = std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(self.store.profile.chunk_size),
+        );
         let store = self.store.clone();
-        self.in_flight.push_back(tokio::task::spawn_blocking(move || {
-            let digest = Id::of(&leaf);
-            let dir = store.write_file(&digest, &leaf)?;
-            Ok((digest, leaf.len() as u64, Some(dir)))
-        }));
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || {
+                let digest = Id::of(&leaf);
+                let dir = store.write_file(&digest, &leaf)?;
+                Ok((digest, leaf.len() as u64, Some(dir)))
+            }));
         if self.in_flight.len() >= LEAVES_IN_FLIGHT {
             self.settle_one().await?;
         }
@@ -338,18 +405,32 @@ impl ObjectWriter {
     }
 
     async fn settle_one(&mut self) -> Result<()> {
-        let Some(job) = self.in_flight.pop_front() else { return Ok(()) };
-        let (digest, len, dir) = job.await.map_err(|e| std::io::Error::other(e.to_string()))??;
+        let Some(job) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (digest, len, dir) = job
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
         self.dirs.extend(dir);
-        self.staged.push(StagedBlock { digest, size: len, inline: None });
-        let tree = self.tree.as_mut().expect("leaves are flushed only for trees");
+        self.staged.push(StagedBlock {
+            digest,
+            size: len,
+            inline: None,
+        });
+        let tree = self
+            .tree
+            .as_mut()
+            .expect("leaves are flushed only for trees");
         let nodes = tree.push_leaf(cids::cid_of(RAW, &digest), len);
         self.stage_nodes(nodes).await
     }
 
     async fn stage_nodes(&mut self, nodes: Vec<unixfs::Block>) -> Result<()> {
         for node in nodes {
-            let digest = cids::digest_of(&node.cid).map_err(|e| Error::BadBlock { cid: node.cid.to_string(), why: e.to_string() })?;
+            let digest = cids::digest_of(&node.cid).map_err(|e| Error::BadBlock {
+                cid: node.cid.to_string(),
+                why: e.to_string(),
+            })?;
             self.stage(digest, node.data).await?;
         }
         Ok(())
@@ -358,14 +439,22 @@ impl ObjectWriter {
     async fn stage(&mut self, digest: Id, data: Vec<u8>) -> Result<()> {
         let size = data.len() as u64;
         if data.len() <= INLINE_MAX {
-            self.staged.push(StagedBlock { digest, size, inline: Some(data) });
+            self.staged.push(StagedBlock {
+                digest,
+                size,
+                inline: Some(data),
+            });
         } else {
             let store = self.store.clone();
             let dir = tokio::task::spawn_blocking(move || store.write_file(&digest, &data))
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))??;
             self.dirs.insert(dir);
-            self.staged.push(StagedBlock { digest, size, inline: None });
+            self.staged.push(StagedBlock {
+                digest,
+                size,
+                inline: None,
+            });
         }
         Ok(())
     }
@@ -379,11 +468,20 @@ impl ObjectWriter {
             for job in self.in_flight.drain(..) {
                 let _ = job.await;
             }
-            return Err(Error::HashMismatch { expected: self.expected, actual });
+            return Err(Error::HashMismatch {
+                expected: self.expected,
+                actual,
+            });
         }
         let object_id = self.expected;
         if self.known {
-            let imported = Imported { object_id, size: self.size, root: None, blocks: Vec::new(), new: false };
+            let imported = Imported {
+                object_id,
+                size: self.size,
+                root: None,
+                blocks: Vec::new(),
+                new: false,
+            };
             return Ok((imported, BTreeSet::new()));
         }
         let root = if self.tree.is_some() {
@@ -403,7 +501,13 @@ impl ObjectWriter {
             self.stage(object_id, data).await?;
             None
         };
-        let imported = Imported { object_id, size: self.size, root, blocks: self.staged, new: true };
+        let imported = Imported {
+            object_id,
+            size: self.size,
+            root,
+            blocks: self.staged,
+            new: true,
+        };
         Ok((imported, self.dirs))
     }
 }
@@ -414,7 +518,11 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     loop {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.join(format!("{}-{n}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => return Ok((path, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),

@@ -43,7 +43,10 @@ pub struct Error {
 
 impl Error {
     fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Error { status, detail: detail.into() }
+        Error {
+            status,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -57,7 +60,9 @@ impl From<hub::Error> for Error {
             H::Conflict(_) => StatusCode::CONFLICT,
             H::Invalid(_) | H::AnswerTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             H::Wire(w) => wire_status(w),
-            H::Storage(crate::storage::Error::HashMismatch { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            H::Storage(crate::storage::Error::HashMismatch { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             H::Storage(crate::storage::Error::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             H::Storage(_) | H::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -78,9 +83,11 @@ impl From<wire::Error> for Error {
 fn wire_status(e: &wire::Error) -> StatusCode {
     match e {
         wire::Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        wire::Error::Msgpack(_) | wire::Error::Json(_) | wire::Error::NotMap | wire::Error::Truncated | wire::Error::Body(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        wire::Error::Msgpack(_)
+        | wire::Error::Json(_)
+        | wire::Error::NotMap
+        | wire::Error::Truncated
+        | wire::Error::Body(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
@@ -88,9 +95,15 @@ fn wire_status(e: &wire::Error) -> StatusCode {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "detail": self.detail }).to_string();
-        let mut res = (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let mut res = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }
@@ -109,7 +122,10 @@ pub fn router(state: AppState) -> Router {
         .route("/{owner}/{slug}/push", post(push))
         .route("/{owner}/{slug}/negotiate", post(negotiate))
         .route("/{owner}/{slug}/fetch", post(fetch))
-        .route("/{owner}/{slug}/releases", get(list_releases).post(create_release))
+        .route(
+            "/{owner}/{slug}/releases",
+            get(list_releases).post(create_release),
+        )
         .route("/{owner}/{slug}/releases/{*tag}", delete(delete_release))
         .route("/{owner}/{slug}/tags", post(tags));
     Router::new()
@@ -131,8 +147,15 @@ async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<Caller> {
     let bearer = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(v) => {
-            let v = v.to_str().map_err(|_| Error::new(StatusCode::UNAUTHORIZED, "malformed Authorization header"))?;
-            Some(auth::bearer(v).ok_or_else(|| Error::new(StatusCode::UNAUTHORIZED, "Authorization must be 'Bearer <token>'"))?)
+            let v = v.to_str().map_err(|_| {
+                Error::new(StatusCode::UNAUTHORIZED, "malformed Authorization header")
+            })?;
+            Some(auth::bearer(v).ok_or_else(|| {
+                Error::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Authorization must be 'Bearer <token>'",
+                )
+            })?)
         }
     };
     Ok(hub.authenticate(bearer).await?)
@@ -144,7 +167,9 @@ async fn read_body(hub: &Hub, body: Body) -> Result<bytes::Bytes> {
     let limited = http_body_util::Limited::new(body, limit as usize);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(wire::Error::TooLarge { limit }.into()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(wire::Error::TooLarge { limit }.into())
+        }
         Err(e) => Err(wire::Error::Body(e.to_string()).into()),
     }
 }
@@ -156,7 +181,12 @@ async fn msgpack_body(hub: &Hub, body: Body) -> Result<Value> {
 
 /// A msgpack answer.
 fn msgpack(status: StatusCode, v: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/x-msgpack")], wire::encode(v)).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-msgpack")],
+        wire::encode(v),
+    )
+        .into_response()
 }
 
 async fn home() -> Response {
@@ -171,11 +201,22 @@ async fn home() -> Response {
 
 /// `GET /health` for `muse hub ping` (any 2xx; msgpack like every wire answer).
 async fn health() -> Response {
-    msgpack(StatusCode::OK, &wire::map([("status", Value::from("ok")), ("version", Value::from(env!("CARGO_PKG_VERSION")))]))
+    msgpack(
+        StatusCode::OK,
+        &wire::map([
+            ("status", Value::from("ok")),
+            ("version", Value::from(env!("CARGO_PKG_VERSION"))),
+        ]),
+    )
 }
 
 async fn metrics_page(State(st): State<AppState>) -> Result<Response> {
-    let (objects, blocks, bytes) = st.hub.db.read(content::counts).await.map_err(hub::Error::from)?;
+    let (objects, blocks, bytes) = st
+        .hub
+        .db
+        .read(content::counts)
+        .await
+        .map_err(hub::Error::from)?;
     let text = st.hub.metrics.render(objects, blocks, bytes);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
@@ -185,20 +226,31 @@ async fn ca_cert(State(st): State<AppState>) -> Result<Response> {
         Some(pem) => Ok((
             [
                 (header::CONTENT_TYPE, "application/x-pem-file"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"musehub-ca.crt\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"musehub-ca.crt\"",
+                ),
             ],
             pem.to_string(),
         )
             .into_response()),
-        None => Err(Error::new(StatusCode::NOT_FOUND, "this hub has no CA certificate; run `musehub init` on it")),
+        None => Err(Error::new(
+            StatusCode::NOT_FOUND,
+            "this hub has no CA certificate; run `musehub init` on it",
+        )),
     }
 }
 
 /// `GET /o/{object_id}`: the raw bytes of an object held by a public repo (or one of the
 /// caller's own repos).
-async fn object(State(st): State<AppState>, Path(oid): Path<String>, headers: HeaderMap) -> Result<Response> {
+async fn object(
+    State(st): State<AppState>,
+    Path(oid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
-    let id = Id::parse(&oid).map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("object id: {e}")))?;
+    let id = Id::parse(&oid)
+        .map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("object id: {e}")))?;
     let owner = who.map(|u| u.id);
     let row = st
         .hub
@@ -211,31 +263,55 @@ async fn object(State(st): State<AppState>, Path(oid): Path<String>, headers: He
         })
         .await
         .map_err(hub::Error::from)?;
-    let Some(row) = row else { return Err(Error::new(StatusCode::NOT_FOUND, "object not found")) };
+    let Some(row) = row else {
+        return Err(Error::new(StatusCode::NOT_FOUND, "object not found"));
+    };
     let etag = format!("\"{id}\"");
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
     let len = row.size;
     let stream = st.hub.store.object_stream(id, row);
     let mut res = Response::new(Body::from_stream(stream));
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex is a valid header value"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+    );
     Ok(res)
 }
 
 type RepoPath = Path<(String, String)>;
 
-async fn refs(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap) -> Result<Response> {
+async fn refs(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     Ok(msgpack(StatusCode::OK, &st.hub.refs(&repo).await?))
 }
 
-async fn filter_objects(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn filter_objects(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let body = msgpack_body(&st.hub, body).await?;
     // The owner's first push asks before the repo exists: everything is missing then.
@@ -245,24 +321,48 @@ async fn filter_objects(State(st): State<AppState>, Path((owner, slug)): RepoPat
         Err(hub::Error::Forbidden(_)) => Some(st.hub.repo_for_read(&owner, &slug, &who).await?),
         Err(e) => return Err(e.into()),
     };
-    Ok(msgpack(StatusCode::OK, &st.hub.filter_objects(repo.as_ref(), &body).await?))
+    Ok(msgpack(
+        StatusCode::OK,
+        &st.hub.filter_objects(repo.as_ref(), &body).await?,
+    ))
 }
 
-async fn presign(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn presign(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let body = msgpack_body(&st.hub, body).await?;
     Ok(msgpack(StatusCode::OK, &st.hub.presign(&body)?))
 }
 
-async fn push_objects(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn push_objects(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let (stored, skipped) = st.hub.push_objects(&repo, body.into_data_stream()).await?;
-    Ok(msgpack(StatusCode::OK, &wire::map([("stored", Value::from(stored)), ("skipped", Value::from(skipped))])))
+    Ok(msgpack(
+        StatusCode::OK,
+        &wire::map([
+            ("stored", Value::from(stored)),
+            ("skipped", Value::from(skipped)),
+        ]),
+    ))
 }
 
-async fn push(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn push(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let started = Instant::now();
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
@@ -273,14 +373,27 @@ async fn push(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers
     Ok(msgpack(StatusCode::OK, &answer))
 }
 
-async fn negotiate(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn negotiate(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     let body = msgpack_body(&st.hub, body).await?;
-    Ok(msgpack(StatusCode::OK, &st.hub.negotiate(&repo, &body).await?))
+    Ok(msgpack(
+        StatusCode::OK,
+        &st.hub.negotiate(&repo, &body).await?,
+    ))
 }
 
-async fn fetch(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn fetch(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     let body = msgpack_body(&st.hub, body).await?;
@@ -288,17 +401,28 @@ async fn fetch(State(st): State<AppState>, Path((owner, slug)): RepoPath, header
     let len = plan.len;
     let mut res = Response::new(Body::from_stream(st.hub.fetch_stream(plan)));
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-msgpack"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-msgpack"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     Ok(res)
 }
 
-async fn create_release(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn create_release(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
     let bytes = read_body(&st.hub, body).await?;
     let id = st.hub.create_release(&repo, &bytes).await?;
-    Ok(msgpack(StatusCode::CREATED, &wire::map([("release_id", Value::from(id))])))
+    Ok(msgpack(
+        StatusCode::CREATED,
+        &wire::map([("release_id", Value::from(id))]),
+    ))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -315,18 +439,36 @@ async fn list_releases(
 ) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
-    let wants_drafts = q.include_drafts.as_deref().is_some_and(|v| matches!(v, "1" | "true" | "yes" | "True"));
+    let wants_drafts = q
+        .include_drafts
+        .as_deref()
+        .is_some_and(|v| matches!(v, "1" | "true" | "yes" | "True"));
     let drafts = wants_drafts && hub::is_owner(&who, &repo);
-    Ok(msgpack(StatusCode::OK, &st.hub.releases(&repo, q.channel, drafts).await?))
+    Ok(msgpack(
+        StatusCode::OK,
+        &st.hub.releases(&repo, q.channel, drafts).await?,
+    ))
 }
 
-async fn delete_release(State(st): State<AppState>, Path((owner, slug, tag)): Path<(String, String, String)>, headers: HeaderMap) -> Result<Response> {
+async fn delete_release(
+    State(st): State<AppState>,
+    Path((owner, slug, tag)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
-    Ok(msgpack(StatusCode::OK, &st.hub.delete_release(&repo, &tag).await?))
+    Ok(msgpack(
+        StatusCode::OK,
+        &st.hub.delete_release(&repo, &tag).await?,
+    ))
 }
 
-async fn tags(State(st): State<AppState>, Path((owner, slug)): RepoPath, headers: HeaderMap, body: Body) -> Result<Response> {
+async fn tags(
+    State(st): State<AppState>,
+    Path((owner, slug)): RepoPath,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
     let body = msgpack_body(&st.hub, body).await?;

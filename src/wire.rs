@@ -27,7 +27,10 @@ pub enum Error {
     #[error("missing field '{0}'")]
     Missing(String),
     #[error("field '{field}' must be {expected}")]
-    Type { field: String, expected: &'static str },
+    Type {
+        field: String,
+        expected: &'static str,
+    },
     #[error("field '{field}': {why}")]
     Invalid { field: String, why: String },
     #[error("request body is larger than the {limit}-byte limit")]
@@ -43,9 +46,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Decodes a whole msgpack body into a map value.
 pub fn decode(bytes: &[u8]) -> Result<Value> {
     let mut cursor = bytes;
-    let v = rmpv::decode::read_value_with_max_depth(&mut cursor, MAX_DEPTH).map_err(|e| Error::Msgpack(e.to_string()))?;
+    let v = rmpv::decode::read_value_with_max_depth(&mut cursor, MAX_DEPTH)
+        .map_err(|e| Error::Msgpack(e.to_string()))?;
     if !cursor.is_empty() {
-        return Err(Error::Msgpack(format!("{} bytes after the value", cursor.len())));
+        return Err(Error::Msgpack(format!(
+            "{} bytes after the value",
+            cursor.len()
+        )));
     }
     if !v.is_map() {
         return Err(Error::NotMap);
@@ -62,7 +69,12 @@ pub fn encode(v: &Value) -> Vec<u8> {
 
 /// Builds a map value with string keys, in the given order.
 pub fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Map(entries.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
 }
 
 /// A string-keyed view of a decoded map, for reading fields with clear errors.
@@ -77,21 +89,34 @@ impl<'a> Fields<'a> {
     pub fn of(v: &'a Value, path: &'a str) -> Result<Self> {
         match v {
             Value::Map(entries) => Ok(Fields { entries, path }),
-            _ => Err(Error::Type { field: path.to_owned(), expected: "a map" }),
+            _ => Err(Error::Type {
+                field: path.to_owned(),
+                expected: "a map",
+            }),
         }
     }
 
     fn name(&self, key: &str) -> String {
-        if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) }
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
     }
 
     /// The value of `key`, if present (nil counts as present).
     pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 
     fn type_err(&self, key: &str, expected: &'static str) -> Error {
-        Error::Type { field: self.name(key), expected }
+        Error::Type {
+            field: self.name(key),
+            expected,
+        }
     }
 
     pub fn str(&self, key: &str) -> Result<&'a str> {
@@ -104,7 +129,10 @@ impl<'a> Fields<'a> {
     pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>> {
         match self.get(key) {
             None | Some(Value::Nil) => Ok(None),
-            Some(v) => v.as_str().map(Some).ok_or_else(|| self.type_err(key, "a string or nil")),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| self.type_err(key, "a string or nil")),
         }
     }
 
@@ -134,26 +162,42 @@ impl<'a> Fields<'a> {
 
     pub fn id(&self, key: &str) -> Result<Id> {
         let s = self.str(key)?;
-        Id::parse(s).map_err(|e| Error::Invalid { field: self.name(key), why: e.to_string() })
+        Id::parse(s).map_err(|e| Error::Invalid {
+            field: self.name(key),
+            why: e.to_string(),
+        })
     }
 
     pub fn opt_id(&self, key: &str) -> Result<Option<Id>> {
         match self.opt_str(key)? {
             None => Ok(None),
-            Some(s) => Id::parse(s).map(Some).map_err(|e| Error::Invalid { field: self.name(key), why: e.to_string() }),
+            Some(s) => Id::parse(s).map(Some).map_err(|e| Error::Invalid {
+                field: self.name(key),
+                why: e.to_string(),
+            }),
         }
     }
 
     /// An array of ids (`want`, `have`, `object_ids`).
     pub fn ids(&self, key: &str, required: bool) -> Result<Vec<Id>> {
-        let items = if required { self.array(key)? } else { self.opt_array(key)? };
+        let items = if required {
+            self.array(key)?
+        } else {
+            self.opt_array(key)?
+        };
         items
             .iter()
             .enumerate()
             .map(|(i, v)| {
                 let field = format!("{}[{i}]", self.name(key));
-                let s = v.as_str().ok_or_else(|| Error::Type { field: field.clone(), expected: "a string" })?;
-                Id::parse(s).map_err(|e| Error::Invalid { field, why: e.to_string() })
+                let s = v.as_str().ok_or_else(|| Error::Type {
+                    field: field.clone(),
+                    expected: "a string",
+                })?;
+                Id::parse(s).map_err(|e| Error::Invalid {
+                    field,
+                    why: e.to_string(),
+                })
             })
             .collect()
     }
@@ -193,19 +237,35 @@ mod tests {
 
     #[test]
     fn sample_encodings_are_byte_exact() {
-        let v = map([("ack", Value::Array(vec![])), ("common_base", Value::Nil), ("ready", Value::Boolean(true))]);
-        assert_eq!(hex::encode(encode(&v)), "83a361636b90ab636f6d6d6f6e5f62617365c0a57265616479c3");
+        let v = map([
+            ("ack", Value::Array(vec![])),
+            ("common_base", Value::Nil),
+            ("ready", Value::Boolean(true)),
+        ]);
+        assert_eq!(
+            hex::encode(encode(&v)),
+            "83a361636b90ab636f6d6d6f6e5f62617365c0a57265616479c3"
+        );
         let v = map([("stored", Value::from(2)), ("skipped", Value::from(0))]);
-        assert_eq!(hex::encode(encode(&v)), "82a673746f72656402a7736b697070656400");
+        assert_eq!(
+            hex::encode(encode(&v)),
+            "82a673746f72656402a7736b697070656400"
+        );
     }
 
     #[test]
     fn header_lengths_match_rmpv() {
         for n in [0usize, 1, 31, 32, 255, 256, 65535, 65536] {
             let s = "x".repeat(n);
-            assert_eq!(encode(&Value::from(s.as_str())).len() as u64, str_header_len(n) + n as u64);
+            assert_eq!(
+                encode(&Value::from(s.as_str())).len() as u64,
+                str_header_len(n) + n as u64
+            );
             let b = vec![0u8; n];
-            assert_eq!(encode(&Value::Binary(b)).len() as u64, bin_header_len(n as u64) + n as u64);
+            assert_eq!(
+                encode(&Value::Binary(b)).len() as u64,
+                bin_header_len(n as u64) + n as u64
+            );
             let a = Value::Array(vec![Value::Nil; n.min(70000)]);
             assert_eq!(encode(&a).len() as u64, container_header_len(n) + n as u64);
         }
@@ -215,9 +275,16 @@ mod tests {
     fn type_errors_name_the_field() {
         let v = decode(&encode(&map([("want", Value::from(3))]))).unwrap();
         let f = Fields::of(&v, "").unwrap();
-        assert_eq!(f.ids("want", true), Err(Error::Type { field: "want".into(), expected: "an array" }));
+        assert_eq!(
+            f.ids("want", true),
+            Err(Error::Type {
+                field: "want".into(),
+                expected: "an array"
+            })
+        );
         assert_eq!(f.ids("have", true), Err(Error::Missing("have".into())));
-        assert!(matches!(decode(b"\xc1"), Err(Error::Msgpack(_))));
+        assert!(matches!(decode(b"\x81\xa1"), Err(Error::Msgpack(_))), "truncated");
+        assert!(decode(b"\xc1").is_err(), "reserved byte");
         assert_eq!(decode(&encode(&Value::from(1))), Err(Error::NotMap));
     }
 }

@@ -21,13 +21,17 @@ pub fn crypto() {
 
 pub fn client() -> reqwest::Client {
     crypto();
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// A hub serving from a temporary data directory.
 pub struct TestHub {
     pub server: Server,
-    pub dir: TempDir,
+    /// Keeps the data directory alive as long as the hub.
+    _dir: TempDir,
     pub client: reqwest::Client,
 }
 
@@ -41,7 +45,11 @@ impl TestHub {
         let mut config = Config::for_tests(dir.path());
         adjust(&mut config);
         let server = Server::bind(config).await.expect("hub starts");
-        TestHub { server, dir, client: client() }
+        TestHub {
+            server,
+            _dir: dir,
+            client: client(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -77,7 +85,11 @@ impl TestHub {
             .db
             .write(move |tx| {
                 let u = users::by_name(tx, &o)?.expect("owner exists");
-                let vis = if private { repos::Visibility::Private } else { repos::Visibility::Public };
+                let vis = if private {
+                    repos::Visibility::Private
+                } else {
+                    repos::Visibility::Public
+                };
                 repos::create(tx, u.id, &s, vis, &musehub::hub::new_uuid())?;
                 Ok::<_, musehub::db::Error>(())
             })
@@ -85,8 +97,16 @@ impl TestHub {
             .expect("repo");
     }
 
-    pub async fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<(Vec<u8>, &str)>) -> (StatusCode, Bytes) {
-        let mut req = self.client.request(method.parse().expect("method"), self.url(path));
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> (StatusCode, Bytes) {
+        let mut req = self
+            .client
+            .request(method.parse().expect("method"), self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -102,24 +122,58 @@ impl TestHub {
         self.request("GET", path, token, None).await
     }
 
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Bytes) {
-        self.request("POST", path, token, Some((body, "application/x-msgpack"))).await
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Bytes) {
+        self.request("POST", path, token, Some((body, "application/x-msgpack")))
+            .await
     }
 
     /// POSTs a msgpack value and decodes a 2xx answer (panics with the detail otherwise).
     pub async fn call(&self, path: &str, token: Option<&str>, body: &Value) -> Value {
         let (status, bytes) = self.post(path, token, musehub::wire::encode(body)).await;
-        assert!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&bytes));
+        assert!(
+            status.is_success(),
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        );
         decode(&bytes)
     }
 
     /// Uploads objects and pushes commits to `branch`, as `muse push` does.
-    pub async fn push(&self, repo: &str, token: &str, objects: &[&[u8]], commits: &[Commit], branch: &str, force: bool) -> (StatusCode, Bytes) {
+    pub async fn push(
+        &self,
+        repo: &str,
+        token: &str,
+        objects: &[&[u8]],
+        commits: &[Commit],
+        branch: &str,
+        force: bool,
+    ) -> (StatusCode, Bytes) {
         if !objects.is_empty() {
-            let (s, b) = self.post(&format!("/{repo}/push/objects"), Some(token), objects_body(objects)).await;
-            assert_eq!(s, StatusCode::OK, "push/objects: {}", String::from_utf8_lossy(&b));
+            let (s, b) = self
+                .post(
+                    &format!("/{repo}/push/objects"),
+                    Some(token),
+                    objects_body(objects),
+                )
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::OK,
+                "push/objects: {}",
+                String::from_utf8_lossy(&b)
+            );
         }
-        self.post(&format!("/{repo}/push"), Some(token), push_body(commits, branch, force)).await
+        self.post(
+            &format!("/{repo}/push"),
+            Some(token),
+            push_body(commits, branch, force),
+        )
+        .await
     }
 
     /// The repo's branch heads from `GET refs`.
@@ -131,13 +185,19 @@ impl TestHub {
             .as_map()
             .expect("map")
             .iter()
-            .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.as_str().unwrap().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().unwrap().to_owned(),
+                    v.as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     }
 }
 
 pub fn decode(bytes: &[u8]) -> Value {
-    rmpv::decode::read_value(&mut &bytes[..]).unwrap_or_else(|e| panic!("not msgpack ({e}): {:?}", String::from_utf8_lossy(bytes)))
+    rmpv::decode::read_value(&mut &bytes[..])
+        .unwrap_or_else(|e| panic!("not msgpack ({e}): {:?}", String::from_utf8_lossy(bytes)))
 }
 
 pub fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
@@ -151,7 +211,8 @@ pub fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
 
 /// The `detail` of a JSON error answer.
 pub fn detail(bytes: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(bytes)));
+    let v: serde_json::Value = serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(bytes)));
     v["detail"].as_str().expect("detail").to_owned()
 }
 
@@ -166,7 +227,12 @@ pub fn ids(list: &[Id]) -> Value {
 pub fn objects_body(objects: &[&[u8]]) -> Vec<u8> {
     let items = objects
         .iter()
-        .map(|o| map([("object_id", Value::from(Id::of(o).to_hex())), ("content", Value::Binary(o.to_vec()))]))
+        .map(|o| {
+            map([
+                ("object_id", Value::from(Id::of(o).to_hex())),
+                ("content", Value::Binary(o.to_vec())),
+            ])
+        })
         .collect();
     musehub::wire::encode(&map([("objects", Value::Array(items))]))
 }
@@ -182,23 +248,51 @@ pub struct Commit {
 
 impl Commit {
     /// Builds a commit over `files` (path, content) with the given parents.
-    pub fn new(parents: &[Id], files: &[(&str, &[u8])], message: &str, committed_at: &str) -> Commit {
-        let manifest: Vec<(String, Id)> = files.iter().map(|(p, c)| ((*p).to_owned(), Id::of(c))).collect();
+    pub fn new(
+        parents: &[Id],
+        files: &[(&str, &[u8])],
+        message: &str,
+        committed_at: &str,
+    ) -> Commit {
+        let manifest: Vec<(String, Id)> = files
+            .iter()
+            .map(|(p, c)| ((*p).to_owned(), Id::of(c)))
+            .collect();
         Self::with_manifest(parents, &manifest, message, committed_at)
     }
 
-    pub fn with_manifest(parents: &[Id], manifest: &[(String, Id)], message: &str, committed_at: &str) -> Commit {
+    pub fn with_manifest(
+        parents: &[Id],
+        manifest: &[(String, Id)],
+        message: &str,
+        committed_at: &str,
+    ) -> Commit {
         let snapshot_id = muse::snapshot_id(manifest.iter().map(|(p, o)| (p.as_str(), o)));
         let id = muse::commit_id(parents, &snapshot_id, message, committed_at);
         let snapshot = map([
             ("snapshot_id", Value::from(snapshot_id.to_hex())),
-            ("manifest", Value::Map(manifest.iter().map(|(p, o)| (Value::from(p.as_str()), Value::from(o.to_hex()))).collect())),
+            (
+                "manifest",
+                Value::Map(
+                    manifest
+                        .iter()
+                        .map(|(p, o)| (Value::from(p.as_str()), Value::from(o.to_hex())))
+                        .collect(),
+                ),
+            ),
             ("created_at", Value::from(committed_at)),
         ]);
-        let opt = |i: usize| parents.get(i).map_or(Value::Nil, |p| Value::from(p.to_hex()));
+        let opt = |i: usize| {
+            parents
+                .get(i)
+                .map_or(Value::Nil, |p| Value::from(p.to_hex()))
+        };
         let commit = map([
             ("commit_id", Value::from(id.to_hex())),
-            ("repo_id", Value::from("0b7c1f7e-0000-4000-8000-000000000000")),
+            (
+                "repo_id",
+                Value::from("0b7c1f7e-0000-4000-8000-000000000000"),
+            ),
             ("branch", Value::from("main")),
             ("snapshot_id", Value::from(snapshot_id.to_hex())),
             ("message", Value::from(message)),
@@ -220,7 +314,12 @@ impl Commit {
             ("reviewed_by", Value::Array(vec![])),
             ("test_runs", Value::from(0)),
         ]);
-        Commit { id, snapshot_id, commit, snapshot }
+        Commit {
+            id,
+            snapshot_id,
+            commit,
+            snapshot,
+        }
     }
 }
 
@@ -229,8 +328,14 @@ pub fn push_body(commits: &[Commit], branch: &str, force: bool) -> Vec<u8> {
         (
             "bundle",
             map([
-                ("commits", Value::Array(commits.iter().map(|c| c.commit.clone()).collect())),
-                ("snapshots", Value::Array(commits.iter().map(|c| c.snapshot.clone()).collect())),
+                (
+                    "commits",
+                    Value::Array(commits.iter().map(|c| c.commit.clone()).collect()),
+                ),
+                (
+                    "snapshots",
+                    Value::Array(commits.iter().map(|c| c.snapshot.clone()).collect()),
+                ),
                 ("objects", Value::Array(vec![])),
             ]),
         ),
@@ -254,25 +359,41 @@ impl Pack {
             .iter()
             .map(|o| {
                 let id = field(o, "object_id").as_str().expect("id").to_owned();
-                let Value::Binary(b) = field(o, "content") else { panic!("content must be bin") };
+                let Value::Binary(b) = field(o, "content") else {
+                    panic!("content must be bin")
+                };
                 (id, b.clone())
             })
             .collect();
-        Pack { commits: arr("commits"), snapshots: arr("snapshots"), objects }
+        Pack {
+            commits: arr("commits"),
+            snapshots: arr("snapshots"),
+            objects,
+        }
     }
 
     pub fn commit_ids(&self) -> std::collections::BTreeSet<String> {
-        self.commits.iter().map(|c| field(c, "commit_id").as_str().unwrap().to_owned()).collect()
+        self.commits
+            .iter()
+            .map(|c| field(c, "commit_id").as_str().unwrap().to_owned())
+            .collect()
     }
 
     pub fn snapshot_ids(&self) -> std::collections::BTreeSet<String> {
-        self.snapshots.iter().map(|c| field(c, "snapshot_id").as_str().unwrap().to_owned()).collect()
+        self.snapshots
+            .iter()
+            .map(|c| field(c, "snapshot_id").as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Asserts every object's bytes hash to its id.
     pub fn verify(&self) {
         for (id, content) in &self.objects {
-            assert_eq!(&Id::of(content).to_hex(), id, "object bytes must hash to their id");
+            assert_eq!(
+                &Id::of(content).to_hex(),
+                id,
+                "object bytes must hash to their id"
+            );
         }
     }
 }
@@ -316,14 +437,23 @@ pub struct Capture {
 /// The captures of one scenario directory, in sequence order.
 pub fn captures(scenario: &str) -> Vec<Capture> {
     let dir = shared_dir().join("fixtures/muse-wire").join(scenario);
-    assert!(dir.is_dir(), "fixtures missing at {} (set MUSEHUB_SHARED)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "fixtures missing at {} (set MUSEHUB_SHARED)",
+        dir.display()
+    );
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("fixture dir") {
         let path = entry.expect("entry").path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".req.json") else { continue };
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let resp: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.resp.json"))).unwrap()).unwrap();
+        let Some(stem) = name.strip_suffix(".req.json") else {
+            continue;
+        };
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let resp: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.resp.json"))).unwrap())
+                .unwrap();
         let headers = meta["headers"].as_array().unwrap();
         let header = |n: &str| {
             headers
@@ -355,7 +485,9 @@ pub fn musehub_cmd(dir: &std::path::Path) -> std::process::Command {
             cmd.env_remove(key);
         }
     }
-    cmd.arg("--data-dir").arg(dir).stdin(std::process::Stdio::null());
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .stdin(std::process::Stdio::null());
     cmd
 }
 
@@ -372,14 +504,28 @@ impl Run {
     /// Asserts the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Run {
-        assert!(self.status.success(), "`musehub {}` failed ({}):\nstdout:\n{}\nstderr:\n{}", self.args, self.status, self.stdout, self.stderr);
+        assert!(
+            self.status.success(),
+            "`musehub {}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     /// Asserts the command failed with exit code 1 (what `main` returns for an error).
     #[track_caller]
     pub fn fails(self) -> Run {
-        assert_eq!(self.status.code(), Some(1), "`musehub {}` should fail:\nstdout:\n{}\nstderr:\n{}", self.args, self.stdout, self.stderr);
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "`musehub {}` should fail:\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }
@@ -473,13 +619,20 @@ pub fn spawn_serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (ChildGu
     let mut child = cmd.spawn().expect("musehub serve starts");
     let stderr = child.stderr.take().expect("stderr is piped");
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let guard = ChildGuard { child, log: log.clone() };
+    let guard = ChildGuard {
+        child,
+        log: log.clone(),
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Some(i) = line.find("listening on http://") {
-                let url = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or_default().to_owned();
+                let url = line[i + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 let _ = tx.send(url);
             }
             let mut log = log.lock().expect("log lock");
@@ -489,6 +642,11 @@ pub fn spawn_serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (ChildGu
     });
     let url = rx
         .recv_timeout(std::time::Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("musehub serve did not report its address ({e}); its stderr:\n{}", guard.log()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "musehub serve did not report its address ({e}); its stderr:\n{}",
+                guard.log()
+            )
+        });
     (guard, url)
 }

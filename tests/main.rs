@@ -5,9 +5,13 @@
 //! - `wire_endpoints`: every endpoint, auth, privacy, bad input, releases, tags.
 //! - `wire_replay`: the real Muse CLI's captured sessions replayed against the hub.
 //! - `unixfs_interop`: our UnixFS CIDs against the JS reference importer.
+//! - `cli`: the `musehub` binary as operators use it: init, users, tokens, repos, serve, doctor.
+//! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
 
+mod cli;
+mod crash;
 mod harness;
 mod unixfs_interop;
 mod wire_endpoints;

@@ -14,13 +14,19 @@ pub(super) fn init(config: &Config, tls_names: &[String]) -> Result<()> {
     let hub = open_hub(config)?;
     drop(hub);
     let file = config.paths.config_file();
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&file) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+    {
         Ok(mut f) => {
             use std::io::Write;
             f.write_all(TEMPLATE.as_bytes())?;
             println!("wrote {}", file.display());
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => println!("kept existing {}", file.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            println!("kept existing {}", file.display())
+        }
         Err(e) => return Err(e).with_context(|| format!("writing {}", file.display())),
     }
     let mut names = config.tls_names.clone();
@@ -28,7 +34,10 @@ pub(super) fn init(config: &Config, tls_names: &[String]) -> Result<()> {
     let paths = config.paths.tls();
     let sans = tls::ensure_certificates(&paths, &names)?;
     println!("https certificate covers: {}", sans.join(", "));
-    println!("CA certificate for clients: {} (also served at /ca.crt)", paths.ca_cert.display());
+    println!(
+        "CA certificate for clients: {} (also served at /ca.crt)",
+        paths.ca_cert.display()
+    );
     println!("data directory ready: {}", config.paths.data_dir.display());
     Ok(())
 }
@@ -61,34 +70,57 @@ pub(super) fn user(config: &Config, cmd: UserCommand) -> Result<()> {
 pub(super) fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
     let hub = open_hub(config)?;
     match cmd {
-        TokenCommand::Create { user, label, expires } => {
+        TokenCommand::Create {
+            user,
+            label,
+            expires,
+        } => {
             let u = find_user(&hub, &user)?;
             let token = auth::new_token();
             let hash = auth::hash_token(&token);
-            let expires_at = expires.map(|d| db::unix_now() + std::time::Duration::from(d).as_secs() as i64);
-            hub.db.write_blocking(|tx| users::add_token(tx, u.id, &hash, &label, expires_at))?;
+            let expires_at =
+                expires.map(|d| db::unix_now() + std::time::Duration::from(d).as_secs() as i64);
+            hub.db
+                .write_blocking(|tx| users::add_token(tx, u.id, &hash, &label, expires_at))?;
             println!("{token}");
             eprintln!();
             eprintln!("This token is shown once. Give it to the Muse CLI with:");
             eprintln!();
-            eprintln!("    muse auth login --hub {} --token {token}", config.public_url);
+            eprintln!(
+                "    muse auth login --hub {} --token {token}",
+                config.public_url
+            );
             eprintln!();
             if config.public_url.starts_with("https://") {
-                eprintln!("and trust this hub's certificate: SSL_CERT_FILE=ca.crt muse push (get ca.crt from {}/ca.crt)", config.public_url);
+                eprintln!(
+                    "and trust this hub's certificate: SSL_CERT_FILE=ca.crt muse push (get ca.crt from {}/ca.crt)",
+                    config.public_url
+                );
             }
         }
         TokenCommand::List { user } => {
-            for t in hub.db.read_blocking(|c| users::list_tokens(c, user.as_deref()))? {
+            for t in hub
+                .db
+                .read_blocking(|c| users::list_tokens(c, user.as_deref()))?
+            {
                 let state = if t.revoked {
                     "revoked".to_owned()
                 } else {
                     match t.expires_at {
                         Some(e) if e <= db::unix_now() => "expired".to_owned(),
-                        Some(e) => format!("expires {}", humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(e as u64))),
+                        Some(e) => format!(
+                            "expires {}",
+                            humantime::format_rfc3339_seconds(
+                                std::time::UNIX_EPOCH + std::time::Duration::from_secs(e as u64)
+                            )
+                        ),
                         None => "active".to_owned(),
                     }
                 };
-                println!("{}\t{}\t{}\t{}\t{}", t.id, t.user, t.label, t.created_at, state);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id, t.user, t.label, t.created_at, state
+                );
             }
         }
         TokenCommand::Revoke { id } => {
@@ -109,7 +141,11 @@ pub(super) fn repo(config: &Config, cmd: RepoCommand) -> Result<()> {
             let (owner, slug) = split_repo(&repo)?;
             hub::check_slug(slug)?;
             let u = find_user(&hub, owner)?;
-            let vis = if private { Visibility::Private } else { Visibility::Public };
+            let vis = if private {
+                Visibility::Private
+            } else {
+                Visibility::Public
+            };
             let made = hub.db.write_blocking(|tx| {
                 if repos::get(tx, owner, slug)?.is_some() {
                     return Ok::<_, db::Error>(false);
@@ -121,18 +157,32 @@ pub(super) fn repo(config: &Config, cmd: RepoCommand) -> Result<()> {
                 bail!("repository {repo} already exists");
             }
             println!("created {} repository {repo}", vis.as_str());
-            println!("push to it with: muse remote add origin {}/{repo} && muse push origin main", config.public_url);
+            println!(
+                "push to it with: muse remote add origin {}/{repo} && muse push origin main",
+                config.public_url
+            );
         }
         RepoCommand::List { owner } => {
             for r in hub.db.read_blocking(|c| repos::list(c, owner.as_deref()))? {
-                println!("{}/{}\t{}\t{}", r.owner, r.slug, r.visibility.as_str(), r.pushed_at.as_deref().unwrap_or("never pushed"));
+                println!(
+                    "{}/{}\t{}\t{}",
+                    r.owner,
+                    r.slug,
+                    r.visibility.as_str(),
+                    r.pushed_at.as_deref().unwrap_or("never pushed")
+                );
             }
         }
         RepoCommand::SetVisibility { repo, visibility } => {
             let (owner, slug) = split_repo(&repo)?;
-            let vis = Visibility::parse(&visibility).ok_or_else(|| anyhow!("visibility must be public or private"))?;
-            let r = hub.db.read_blocking(|c| repos::get(c, owner, slug))?.ok_or_else(|| anyhow!("no repository {repo}"))?;
-            hub.db.write_blocking(|tx| repos::set_visibility(tx, r.id, vis))?;
+            let vis = Visibility::parse(&visibility)
+                .ok_or_else(|| anyhow!("visibility must be public or private"))?;
+            let r = hub
+                .db
+                .read_blocking(|c| repos::get(c, owner, slug))?
+                .ok_or_else(|| anyhow!("no repository {repo}"))?;
+            hub.db
+                .write_blocking(|tx| repos::set_visibility(tx, r.id, vis))?;
             println!("{repo} is now {}", vis.as_str());
         }
     }
@@ -151,7 +201,10 @@ pub(super) fn doctor(config: &Config, json: bool) -> Result<()> {
     } else {
         println!(
             "checked {} blocks, {} objects, {} commits in {} repositories",
-            report.blocks_checked, report.objects_checked, report.commits_checked, report.repos_checked
+            report.blocks_checked,
+            report.objects_checked,
+            report.commits_checked,
+            report.repos_checked
         );
         for s in &report.shallow {
             println!("shallow: {s}");

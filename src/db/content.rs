@@ -16,7 +16,12 @@ pub struct BlockRow {
 pub fn block(conn: &Connection, digest: &Id) -> Result<Option<BlockRow>> {
     Ok(conn
         .prepare_cached("SELECT size, data FROM blocks WHERE digest = ?1")?
-        .query_row([&digest.0[..]], |r| Ok(BlockRow { size: r.get::<_, i64>(0)? as u64, inline: r.get(1)? }))
+        .query_row([&digest.0[..]], |r| {
+            Ok(BlockRow {
+                size: r.get::<_, i64>(0)? as u64,
+                inline: r.get(1)?,
+            })
+        })
         .optional()?)
 }
 
@@ -37,7 +42,10 @@ pub fn put_block(conn: &Connection, digest: &Id, size: u64, inline: Option<&[u8]
 }
 
 /// Every block digest with its size and whether it is inline, for `doctor`.
-pub fn all_blocks(conn: &Connection, mut f: impl FnMut(Id, u64, Option<Vec<u8>>) -> Result<()>) -> Result<()> {
+pub fn all_blocks(
+    conn: &Connection,
+    mut f: impl FnMut(Id, u64, Option<Vec<u8>>) -> Result<()>,
+) -> Result<()> {
     let mut stmt = conn.prepare("SELECT digest, size, data FROM blocks")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
@@ -59,20 +67,33 @@ pub struct ObjectRow {
 pub fn object(conn: &Connection, oid: &Id) -> Result<Option<ObjectRow>> {
     Ok(conn
         .prepare_cached("SELECT size, root FROM objects WHERE object_id = ?1")?
-        .query_row([&oid.0[..]], |r| Ok(ObjectRow { size: r.get::<_, i64>(0)? as u64, root: r.get(1)? }))
+        .query_row([&oid.0[..]], |r| {
+            Ok(ObjectRow {
+                size: r.get::<_, i64>(0)? as u64,
+                root: r.get(1)?,
+            })
+        })
         .optional()?)
 }
 
 pub fn put_object(conn: &Connection, oid: &Id, size: u64, root: Option<&[u8]>) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO objects (object_id, size, root) VALUES (?1, ?2, ?3)")?
-        .execute(params![&oid.0[..], size as i64, root])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO objects (object_id, size, root) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![&oid.0[..], size as i64, root])?;
     Ok(())
 }
 
 pub fn all_objects(conn: &Connection) -> Result<Vec<(Id, ObjectRow)>> {
     let mut stmt = conn.prepare("SELECT object_id, size, root FROM objects")?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, ObjectRow { size: r.get::<_, i64>(1)? as u64, root: r.get(2)? }))
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            ObjectRow {
+                size: r.get::<_, i64>(1)? as u64,
+                root: r.get(2)?,
+            },
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -102,7 +123,8 @@ pub fn repo_has_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<bool
 
 /// The ids of `ids` this repo does not hold, in request order.
 pub fn missing_objects(conn: &Connection, repo_id: i64, ids: &[Id]) -> Result<Vec<Id>> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM repo_objects WHERE repo_id = ?1 AND object_id = ?2")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT 1 FROM repo_objects WHERE repo_id = ?1 AND object_id = ?2")?;
     let mut out = Vec::new();
     for id in ids {
         if !stmt.exists(params![repo_id, &id.0[..]])? {
@@ -130,14 +152,18 @@ pub fn snapshot_raw(conn: &Connection, sid: &Id) -> Result<Option<Vec<u8>>> {
 }
 
 pub fn put_snapshot(conn: &Connection, sid: &Id, entries: usize, raw: &[u8]) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO snapshots (snapshot_id, entries, raw) VALUES (?1, ?2, ?3)")?
-        .execute(params![&sid.0[..], entries as i64, raw])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO snapshots (snapshot_id, entries, raw) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![&sid.0[..], entries as i64, raw])?;
     Ok(())
 }
 
 pub fn add_repo_snapshot(conn: &Connection, repo_id: i64, sid: &Id) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO repo_snapshots (repo_id, snapshot_id) VALUES (?1, ?2)")?
-        .execute(params![repo_id, &sid.0[..]])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO repo_snapshots (repo_id, snapshot_id) VALUES (?1, ?2)",
+    )?
+    .execute(params![repo_id, &sid.0[..]])?;
     Ok(())
 }
 
@@ -179,11 +205,14 @@ pub fn repo_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<Option<C
         )?
         .query_row(params![repo_id, &cid.0[..]], |r| {
             let snap: Vec<u8> = r.get(0)?;
-            let parents = [r.get::<_, Option<Vec<u8>>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?]
-                .into_iter()
-                .flatten()
-                .filter_map(|p| Id::from_slice(&p))
-                .collect();
+            let parents = [
+                r.get::<_, Option<Vec<u8>>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Id::from_slice(&p))
+            .collect();
             Ok(CommitRow {
                 commit_id: *cid,
                 snapshot_id: Id::from_slice(&snap).unwrap_or(Id([0; 32])),
@@ -219,15 +248,20 @@ pub fn add_repo_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<()> 
 }
 
 pub fn add_shallow(conn: &Connection, repo_id: i64, cid: &Id, missing: &Id) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO shallow (repo_id, commit_id, missing_parent) VALUES (?1, ?2, ?3)")?
-        .execute(params![repo_id, &cid.0[..], &missing.0[..]])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO shallow (repo_id, commit_id, missing_parent) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![repo_id, &cid.0[..], &missing.0[..]])?;
     Ok(())
 }
 
 /// (commit, missing parent) pairs of a repo's shallow history.
 pub fn shallow(conn: &Connection, repo_id: i64) -> Result<Vec<(Id, Id)>> {
-    let mut stmt = conn.prepare_cached("SELECT commit_id, missing_parent FROM shallow WHERE repo_id = ?1")?;
-    let rows = stmt.query_map([repo_id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT commit_id, missing_parent FROM shallow WHERE repo_id = ?1")?;
+    let rows = stmt.query_map([repo_id], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (a, b) = row?;
@@ -241,7 +275,10 @@ pub fn shallow(conn: &Connection, repo_id: i64) -> Result<Vec<(Id, Id)>> {
 /// Counts for the node page and metrics: (objects, blocks, bytes in blocks).
 pub fn counts(conn: &Connection) -> Result<(u64, u64, u64)> {
     let objects: i64 = conn.query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))?;
-    let (blocks, bytes): (i64, i64) =
-        conn.query_row("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blocks", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (blocks, bytes): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blocks",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok((objects as u64, blocks as u64, bytes as u64))
 }

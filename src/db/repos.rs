@@ -61,7 +61,13 @@ fn repo_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Repo> {
     })
 }
 
-pub fn create(conn: &Connection, owner_id: i64, slug: &str, visibility: Visibility, uuid: &str) -> Result<i64> {
+pub fn create(
+    conn: &Connection,
+    owner_id: i64,
+    slug: &str,
+    visibility: Visibility,
+    uuid: &str,
+) -> Result<i64> {
     conn.execute(
         "INSERT INTO repos (uuid, owner_id, slug, visibility, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![uuid, owner_id, slug, visibility.as_str(), now()],
@@ -88,24 +94,36 @@ pub fn list(conn: &Connection, owner: Option<&str>) -> Result<Vec<Repo>> {
 }
 
 pub fn set_visibility(conn: &Connection, repo_id: i64, visibility: Visibility) -> Result<()> {
-    conn.execute("UPDATE repos SET visibility = ?2 WHERE id = ?1", params![repo_id, visibility.as_str()])?;
+    conn.execute(
+        "UPDATE repos SET visibility = ?2 WHERE id = ?1",
+        params![repo_id, visibility.as_str()],
+    )?;
     Ok(())
 }
 
 pub fn set_default_branch(conn: &Connection, repo_id: i64, branch: &str) -> Result<()> {
-    conn.execute("UPDATE repos SET default_branch = ?2 WHERE id = ?1", params![repo_id, branch])?;
+    conn.execute(
+        "UPDATE repos SET default_branch = ?2 WHERE id = ?1",
+        params![repo_id, branch],
+    )?;
     Ok(())
 }
 
 pub fn touch_pushed(conn: &Connection, repo_id: i64) -> Result<()> {
-    conn.execute("UPDATE repos SET pushed_at = ?2 WHERE id = ?1", params![repo_id, now()])?;
+    conn.execute(
+        "UPDATE repos SET pushed_at = ?2 WHERE id = ?1",
+        params![repo_id, now()],
+    )?;
     Ok(())
 }
 
 /// Branch name → head commit, ordered by name.
 pub fn branches(conn: &Connection, repo_id: i64) -> Result<Vec<(String, Id)>> {
-    let mut stmt = conn.prepare_cached("SELECT name, head FROM branches WHERE repo_id = ?1 ORDER BY name")?;
-    let rows = stmt.query_map([repo_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT name, head FROM branches WHERE repo_id = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([repo_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (name, head) = row?;
@@ -145,7 +163,12 @@ pub struct Release {
 }
 
 /// Inserts a release; false when the tag already exists in the repo.
-pub fn add_release(conn: &Connection, repo_id: i64, rel: &Release, commit_id: &str) -> Result<bool> {
+pub fn add_release(
+    conn: &Connection,
+    repo_id: i64,
+    rel: &Release,
+    commit_id: &str,
+) -> Result<bool> {
     let n = conn.execute(
         "INSERT INTO releases (uuid, repo_id, tag, channel, is_draft, commit_id, record, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (repo_id, tag) DO NOTHING",
@@ -155,25 +178,46 @@ pub fn add_release(conn: &Connection, repo_id: i64, rel: &Release, commit_id: &s
 }
 
 /// Releases newest first, optionally of one channel, drafts only when asked.
-pub fn releases(conn: &Connection, repo_id: i64, channel: Option<&str>, drafts: bool) -> Result<Vec<Release>> {
+pub fn releases(
+    conn: &Connection,
+    repo_id: i64,
+    channel: Option<&str>,
+    drafts: bool,
+) -> Result<Vec<Release>> {
     let mut stmt = conn.prepare_cached(
         "SELECT uuid, tag, channel, is_draft, record FROM releases
          WHERE repo_id = ?1 AND (?2 IS NULL OR channel = ?2) AND (?3 OR NOT is_draft)
          ORDER BY id DESC",
     )?;
     let rows = stmt.query_map(params![repo_id, channel, drafts], |r| {
-        Ok(Release { uuid: r.get(0)?, tag: r.get(1)?, channel: r.get(2)?, is_draft: r.get(3)?, record: r.get(4)? })
+        Ok(Release {
+            uuid: r.get(0)?,
+            tag: r.get(1)?,
+            channel: r.get(2)?,
+            is_draft: r.get(3)?,
+            record: r.get(4)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Deletes a release label; false when there was none.
 pub fn delete_release(conn: &Connection, repo_id: i64, tag: &str) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM releases WHERE repo_id = ?1 AND tag = ?2", params![repo_id, tag])? == 1)
+    Ok(conn.execute(
+        "DELETE FROM releases WHERE repo_id = ?1 AND tag = ?2",
+        params![repo_id, tag],
+    )? == 1)
 }
 
 /// Inserts or refreshes a wire tag (keyed by label).
-pub fn upsert_tag(conn: &Connection, repo_id: i64, tag: &str, tag_id: &str, commit_id: &str, created_at: &str) -> Result<()> {
+pub fn upsert_tag(
+    conn: &Connection,
+    repo_id: i64,
+    tag: &str,
+    tag_id: &str,
+    commit_id: &str,
+    created_at: &str,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO wire_tags (repo_id, tag, tag_id, commit_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (repo_id, tag) DO UPDATE SET commit_id = excluded.commit_id, tag_id = excluded.tag_id",

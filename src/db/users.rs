@@ -25,24 +25,49 @@ pub struct TokenInfo {
 
 pub fn create(conn: &Connection, name: &str) -> Result<User> {
     let created_at = now();
-    conn.execute("INSERT INTO users (name, created_at) VALUES (?1, ?2)", params![name, created_at])?;
-    Ok(User { id: conn.last_insert_rowid(), name: name.to_owned(), created_at })
+    conn.execute(
+        "INSERT INTO users (name, created_at) VALUES (?1, ?2)",
+        params![name, created_at],
+    )?;
+    Ok(User {
+        id: conn.last_insert_rowid(),
+        name: name.to_owned(),
+        created_at,
+    })
 }
 
 pub fn by_name(conn: &Connection, name: &str) -> Result<Option<User>> {
     Ok(conn
         .prepare_cached("SELECT id, name, created_at FROM users WHERE name = ?1")?
-        .query_row([name], |r| Ok(User { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))
+        .query_row([name], |r| {
+            Ok(User {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })
         .optional()?)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<User>> {
     let mut stmt = conn.prepare("SELECT id, name, created_at FROM users ORDER BY name")?;
-    let rows = stmt.query_map([], |r| Ok(User { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(User {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            created_at: r.get(2)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn add_token(conn: &Connection, user_id: i64, hash: &[u8; 32], label: &str, expires_at: Option<i64>) -> Result<i64> {
+pub fn add_token(
+    conn: &Connection,
+    user_id: i64,
+    hash: &[u8; 32],
+    label: &str,
+    expires_at: Option<i64>,
+) -> Result<i64> {
     conn.execute(
         "INSERT INTO tokens (user_id, hash, label, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![user_id, &hash[..], label, now(), expires_at],
@@ -84,6 +109,9 @@ pub fn list_tokens(conn: &Connection, user: Option<&str>) -> Result<Vec<TokenInf
 
 /// Revokes a token by id; false when there is no such live token.
 pub fn revoke_token(conn: &Connection, id: i64) -> Result<bool> {
-    let n = conn.execute("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![id, now()])?;
+    let n = conn.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now()],
+    )?;
     Ok(n == 1)
 }

@@ -13,12 +13,28 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::metrics::{Counter, Metrics};
 
-/// Wraps both bodies in byte counters and counts the answer's status.
+/// Wraps both bodies in byte counters, counts the answer's status and logs the request at
+/// debug level (`MUSEHUB_LOG=musehub::web=debug`).
 pub async fn layer(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let req = req.map(|b| Body::new(Counting { inner: b, metrics: metrics.clone(), dir: Dir::In }));
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let req = req.map(|b| {
+        Body::new(Counting {
+            inner: b,
+            metrics: metrics.clone(),
+            dir: Dir::In,
+        })
+    });
     let res = next.run(req).await;
     metrics.request(res.status().as_u16());
-    res.map(|b| Body::new(Counting { inner: b, metrics, dir: Dir::Out }))
+    tracing::debug!(target: "musehub::web", %method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    res.map(|b| {
+        Body::new(Counting {
+            inner: b,
+            metrics,
+            dir: Dir::Out,
+        })
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +62,10 @@ impl HttpBody for Counting {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()

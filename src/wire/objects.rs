@@ -98,16 +98,19 @@ where
         let i = self.index;
         self.index += 1;
         let field = |k: &str| format!("objects[{i}].{k}");
-        let mut pairs = self
-            .map_len()
-            .await
-            .map_err(|_| Error::Type { field: format!("objects[{i}]"), expected: "a map" })?;
+        let mut pairs = self.map_len().await.map_err(|_| Error::Type {
+            field: format!("objects[{i}]"),
+            expected: "a map",
+        })?;
         let mut id = None;
         while pairs > 0 {
             pairs -= 1;
             match self.key().await?.as_str() {
                 "object_id" => {
-                    let len = self.str_len().await.map_err(|_| Error::Type { field: field("object_id"), expected: "a string" })?;
+                    let len = self.str_len().await.map_err(|_| Error::Type {
+                        field: field("object_id"),
+                        expected: "a string",
+                    })?;
                     if len != 64 {
                         self.skip_bytes(len).await?;
                         return Err(Error::Invalid {
@@ -116,14 +119,26 @@ where
                         });
                     }
                     let raw = self.take(64).await?;
-                    let s = std::str::from_utf8(&raw).map_err(|_| Error::Invalid { field: field("object_id"), why: "not UTF-8".into() })?;
-                    id = Some(Id::parse(s).map_err(|e| Error::Invalid { field: field("object_id"), why: e.to_string() })?);
+                    let s = std::str::from_utf8(&raw).map_err(|_| Error::Invalid {
+                        field: field("object_id"),
+                        why: "not UTF-8".into(),
+                    })?;
+                    id = Some(Id::parse(s).map_err(|e| Error::Invalid {
+                        field: field("object_id"),
+                        why: e.to_string(),
+                    })?);
                 }
                 "content" => {
                     let Some(id) = id else {
-                        return Err(Error::Invalid { field: field("content"), why: "object_id must come before content".into() });
+                        return Err(Error::Invalid {
+                            field: field("content"),
+                            why: "object_id must come before content".into(),
+                        });
                     };
-                    let len = self.bin_len().await.map_err(|_| Error::Type { field: field("content"), expected: "msgpack bin" })?;
+                    let len = self.bin_len().await.map_err(|_| Error::Type {
+                        field: field("content"),
+                        expected: "msgpack bin",
+                    })?;
                     self.elem_left = pairs;
                     self.content_left = len;
                     return Ok(Some((id, len)));
@@ -131,7 +146,11 @@ where
                 _ => self.skip_value().await?,
             }
         }
-        Err(Error::Missing(field(if id.is_some() { "content" } else { "object_id" })))
+        Err(Error::Missing(field(if id.is_some() {
+            "content"
+        } else {
+            "object_id"
+        })))
     }
 
     /// The next piece of the current object's content, `None` once it is all handed out.
@@ -227,7 +246,10 @@ where
             m @ 0x80..=0x8f => Ok(u64::from(m & 0x0f)),
             0xde => self.be(2).await,
             0xdf => self.be(4).await,
-            _ => Err(Error::Type { field: String::new(), expected: "a map" }),
+            _ => Err(Error::Type {
+                field: String::new(),
+                expected: "a map",
+            }),
         }
     }
 
@@ -236,7 +258,10 @@ where
             m @ 0x90..=0x9f => Ok(u64::from(m & 0x0f)),
             0xdc => self.be(2).await,
             0xdd => self.be(4).await,
-            _ => Err(Error::Type { field: field.to_owned(), expected: "an array" }),
+            _ => Err(Error::Type {
+                field: field.to_owned(),
+                expected: "an array",
+            }),
         }
     }
 
@@ -246,7 +271,10 @@ where
             0xd9 => self.be(1).await,
             0xda => self.be(2).await,
             0xdb => self.be(4).await,
-            _ => Err(Error::Type { field: String::new(), expected: "a string" }),
+            _ => Err(Error::Type {
+                field: String::new(),
+                expected: "a string",
+            }),
         }
     }
 
@@ -255,12 +283,18 @@ where
             0xc4 => self.be(1).await,
             0xc5 => self.be(2).await,
             0xc6 => self.be(4).await,
-            _ => Err(Error::Type { field: String::new(), expected: "msgpack bin" }),
+            _ => Err(Error::Type {
+                field: String::new(),
+                expected: "msgpack bin",
+            }),
         }
     }
 
     async fn key(&mut self) -> Result<String, Error> {
-        let len = self.str_len().await.map_err(|_| Error::Msgpack("map keys must be strings".into()))?;
+        let len = self
+            .str_len()
+            .await
+            .map_err(|_| Error::Msgpack("map keys must be strings".into()))?;
         if len as usize > MAX_KEY {
             return Err(Error::Msgpack(format!("map key of {len} bytes")));
         }
@@ -330,8 +364,14 @@ mod tests {
     use crate::wire::{encode, map};
     use rmpv::Value;
 
-    fn stream(bytes: Vec<u8>, piece: usize) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
-        let chunks: Vec<_> = bytes.chunks(piece.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    fn stream(
+        bytes: Vec<u8>,
+        piece: usize,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        let chunks: Vec<_> = bytes
+            .chunks(piece.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         futures_util::stream::iter(chunks)
     }
 
@@ -388,11 +428,21 @@ mod tests {
         let o = map([
             ("path", Value::from("a/b.mid")),
             ("object_id", Value::from(Id::of(b"x").to_hex())),
-            ("meta", map([("deep", Value::Array(vec![Value::from(1.5), Value::Binary(vec![1, 2])]))])),
+            (
+                "meta",
+                map([(
+                    "deep",
+                    Value::Array(vec![Value::from(1.5), Value::Binary(vec![1, 2])]),
+                )]),
+            ),
             ("content", Value::Binary(b"x".to_vec())),
             ("after", Value::from(-3)),
         ]);
-        let b = encode(&map([("first", Value::from("x")), ("objects", Value::Array(vec![o])), ("last", Value::Nil)]));
+        let b = encode(&map([
+            ("first", Value::from("x")),
+            ("objects", Value::Array(vec![o])),
+            ("last", Value::Nil),
+        ]));
         let got = collect(b, 5).await.unwrap();
         assert_eq!(got, vec![(Id::of(b"x"), b"x".to_vec())]);
     }
@@ -402,16 +452,52 @@ mod tests {
         let id = Id::of(b"x").to_hex();
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (encode(&Value::from(1)), "body must be"),
-            (encode(&map([("nope", Value::Nil)])), "missing field 'objects'"),
-            (encode(&map([("objects", Value::from(1))])), "must be an array"),
-            (body(vec![Value::from(1)]), "objects[0] must be a map"),
-            (body(vec![map([("object_id", Value::from(id.clone())), ("content", Value::from("x"))])]), "msgpack bin"),
-            (body(vec![map([("content", Value::Binary(vec![1])), ("object_id", Value::from(id.clone()))])]), "must come before"),
-            (body(vec![map([("object_id", Value::from("sha256:abc")), ("content", Value::Binary(vec![]))])]), "64 lowercase"),
-            (body(vec![map([("object_id", Value::from(id.to_uppercase())), ("content", Value::Binary(vec![]))])]), "lowercase hex"),
-            (body(vec![map([("object_id", Value::from(id.clone()))])]), "missing field 'objects[0].content'"),
+            (
+                encode(&map([("nope", Value::Nil)])),
+                "missing field 'objects'",
+            ),
+            (
+                encode(&map([("objects", Value::from(1))])),
+                "must be an array",
+            ),
+            (body(vec![Value::from(1)]), "'objects[0]' must be a map"),
+            (
+                body(vec![map([
+                    ("object_id", Value::from(id.clone())),
+                    ("content", Value::from("x")),
+                ])]),
+                "msgpack bin",
+            ),
+            (
+                body(vec![map([
+                    ("content", Value::Binary(vec![1])),
+                    ("object_id", Value::from(id.clone())),
+                ])]),
+                "must come before",
+            ),
+            (
+                body(vec![map([
+                    ("object_id", Value::from("sha256:abc")),
+                    ("content", Value::Binary(vec![])),
+                ])]),
+                "64 lowercase",
+            ),
+            (
+                body(vec![map([
+                    ("object_id", Value::from(id.to_uppercase())),
+                    ("content", Value::Binary(vec![])),
+                ])]),
+                "lowercase hex",
+            ),
+            (
+                body(vec![map([("object_id", Value::from(id.clone()))])]),
+                "missing field 'objects[0].content'",
+            ),
             (body(vec![obj(b"abc")])[..20].to_vec(), "ended early"),
-            ([body(vec![obj(b"abc")]), vec![0xc0]].concat(), "bytes after"),
+            (
+                [body(vec![obj(b"abc")]), vec![0xc0]].concat(),
+                "bytes after",
+            ),
         ];
         for (bytes, want) in cases {
             let err = collect(bytes, 7).await.unwrap_err().to_string();
