@@ -151,10 +151,24 @@ impl Store {
 
     /// Reads one block by digest, from its file or inline row.
     pub fn read_block_blocking(&self, digest: &Id) -> Result<Option<Vec<u8>>> {
+        self.read_block_where(digest, false)
+    }
+
+    /// Reads a block, looking first where it most likely is: small blocks (dag-pb nodes,
+    /// small objects) are inline rows, large ones (leaves) are files.
+    fn read_block_where(&self, digest: &Id, likely_inline: bool) -> Result<Option<Vec<u8>>> {
+        if likely_inline && let Some(row) = self.db.read_blocking(|c| content::block(c, digest))? {
+            if let Some(data) = row.inline {
+                return Ok(Some(data));
+            }
+        }
         match std::fs::read(self.block_path(digest)) {
             Ok(b) => return Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
+        }
+        if likely_inline {
+            return Ok(None);
         }
         let row = self.db.read_blocking(|c| content::block(c, digest))?;
         Ok(row.and_then(|r| r.inline))
@@ -237,42 +251,84 @@ impl Store {
 
     /// The bytes of an object as a stream of chunks (one block at a time).
     pub fn object_stream(&self, oid: Id, row: content::ObjectRow) -> ByteStream {
-        let start = match row.root {
-            None => vec![Ok(oid.raw_cid())],
-            Some(root) => vec![Cid::try_from(root.as_slice()).map_err(|e| e.to_string())],
-        };
+        use futures_util::{StreamExt, TryStreamExt};
         let store = self.clone();
-        Box::pin(futures_util::stream::try_unfold(start, move |mut stack| {
-            let store = store.clone();
-            async move {
-                loop {
-                    let Some(next) = stack.pop() else {
-                        return Ok(None);
-                    };
-                    let cid = next.map_err(std::io::Error::other)?;
-                    let s = store.clone();
-                    let (chunk, children) = tokio::task::spawn_blocking(move || s.expand(&cid))
-                        .await
-                        .map_err(std::io::Error::other)?
-                        .map_err(std::io::Error::other)?;
-                    stack.extend(children.into_iter().rev().map(Ok));
-                    if !chunk.is_empty() || stack.is_empty() {
-                        return Ok(Some((Bytes::from(chunk), stack)));
+        let small = row.size as usize <= INLINE_MAX;
+        if row.root.is_none() {
+            // A single-block object: one read, no tree to plan.
+            let read = async move {
+                tokio::task::spawn_blocking(move || store.expand(&oid.raw_cid(), small))
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .map(|(bytes, _)| Bytes::from(bytes))
+                    .map_err(std::io::Error::other)
+            };
+            return Box::pin(futures_util::stream::once(read));
+        }
+        let pieces = async move {
+            let s = store.clone();
+            let pieces = tokio::task::spawn_blocking(move || s.pieces(&oid, &row))
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(std::io::Error::other)?;
+            let reads = futures_util::stream::iter(pieces).map(move |piece| {
+                let s = store.clone();
+                async move {
+                    match piece {
+                        Piece::Bytes(b) => Ok(Bytes::from(b)),
+                        Piece::Leaf(cid) => {
+                            tokio::task::spawn_blocking(move || s.expand(&cid, small))
+                                .await
+                                .map_err(std::io::Error::other)?
+                                .map(|(bytes, _)| Bytes::from(bytes))
+                                .map_err(std::io::Error::other)
+                        }
                     }
                 }
+            });
+            // Read ahead so the disk works while earlier blocks go out on the socket.
+            Ok::<_, std::io::Error>(reads.buffered(READ_AHEAD))
+        };
+        Box::pin(futures_util::stream::once(pieces).try_flatten())
+    }
+
+    /// The object's bytes in order, as raw leaves to read and inline bytes of tree nodes.
+    /// Tree nodes are small and few (one per 1,024 leaves), so this reads them all up front.
+    fn pieces(&self, oid: &Id, row: &content::ObjectRow) -> Result<Vec<Piece>> {
+        let Some(root) = &row.root else {
+            return Ok(vec![Piece::Leaf(oid.raw_cid())]);
+        };
+        let root = Cid::try_from(root.as_slice()).map_err(|e| Error::BadBlock {
+            cid: hex::encode(root),
+            why: e.to_string(),
+        })?;
+        let mut out = Vec::new();
+        let mut stack = vec![root];
+        while let Some(cid) = stack.pop() {
+            if cid.codec() == RAW {
+                out.push(Piece::Leaf(cid));
+                continue;
             }
-        }))
+            let (inline, children) = self.expand(&cid, false)?;
+            if !inline.is_empty() {
+                out.push(Piece::Bytes(inline));
+            }
+            stack.extend(children.into_iter().rev());
+        }
+        Ok(out)
     }
 
     /// Reads a block of a file tree: raw leaves give bytes, dag-pb nodes give inline bytes
-    /// and children.
-    fn expand(&self, cid: &Cid) -> Result<(Vec<u8>, Vec<Cid>)> {
+    /// and children. `small_object` says the whole object fits inline, so its raw block is a
+    /// row rather than a file.
+    fn expand(&self, cid: &Cid, small_object: bool) -> Result<(Vec<u8>, Vec<Cid>)> {
         let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock {
             cid: cid.to_string(),
             why: e.to_string(),
         })?;
+        let likely_inline = cid.codec() == DAG_PB || small_object;
         let data = self
-            .read_block_blocking(&digest)?
+            .read_block_where(&digest, likely_inline)?
             .ok_or(Error::MissingBlock(digest))?;
         match cid.codec() {
             RAW => Ok((data, Vec::new())),
@@ -302,7 +358,7 @@ impl Store {
         let mut h = Sha256::new();
         let mut total = 0u64;
         while let Some(cid) = stack.pop() {
-            let (chunk, children) = self.expand(&cid)?;
+            let (chunk, children) = self.expand(&cid, row.size as usize <= INLINE_MAX)?;
             h.update(&chunk);
             total += chunk.len() as u64;
             stack.extend(children.into_iter().rev());
@@ -343,6 +399,18 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Blocks read ahead of the socket when streaming an object.
+const READ_AHEAD: usize = 4;
+
+/// One piece of an object's bytes, in file order.
+#[derive(Debug)]
+enum Piece {
+    /// A raw leaf block still to read.
+    Leaf(Cid),
+    /// Bytes stored inside a dag-pb node (other tools' trees may have them).
+    Bytes(Vec<u8>),
 }
 
 /// A boxed stream of object bytes.

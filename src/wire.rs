@@ -283,7 +283,10 @@ mod tests {
             })
         );
         assert_eq!(f.ids("have", true), Err(Error::Missing("have".into())));
-        assert!(matches!(decode(b"\x81\xa1"), Err(Error::Msgpack(_))), "truncated");
+        assert!(
+            matches!(decode(b"\x81\xa1"), Err(Error::Msgpack(_))),
+            "truncated"
+        );
         assert!(decode(b"\xc1").is_err(), "reserved byte");
         assert_eq!(decode(&encode(&Value::from(1))), Err(Error::NotMap));
     }

@@ -36,11 +36,15 @@ CREATE TABLE repos (
 
 -- Every block the hub holds. Small blocks live inline in `data`; larger ones are files in the
 -- block directory and `data` is NULL. A row is written only after its file is durable.
+-- Tables whose rows carry large BLOBs keep a rowid and a UNIQUE key: in a WITHOUT ROWID
+-- table every key comparison on the way down the b-tree reads the whole row, overflow pages
+-- included, which made lookups 7-80x slower (measured by `musehub bench`).
 CREATE TABLE blocks (
-    digest  BLOB PRIMARY KEY,                -- SHA-256 of the block bytes
+    id      INTEGER PRIMARY KEY,
+    digest  BLOB NOT NULL UNIQUE,            -- SHA-256 of the block bytes
     size    INTEGER NOT NULL,
     data    BLOB
-) WITHOUT ROWID;
+);
 
 -- A Muse object: its blocks are the single raw block `object_id` (size <= one chunk) or the
 -- UnixFS tree under `root` (the dag-pb root CID bytes).
@@ -58,10 +62,11 @@ CREATE TABLE repo_objects (
 
 -- Snapshot and commit records keep the msgpack map exactly as the CLI sent it (`raw`).
 CREATE TABLE snapshots (
-    snapshot_id  BLOB PRIMARY KEY,
+    id           INTEGER PRIMARY KEY,
+    snapshot_id  BLOB NOT NULL UNIQUE,
     entries      INTEGER NOT NULL,
     raw          BLOB NOT NULL
-) WITHOUT ROWID;
+);
 
 CREATE TABLE repo_snapshots (
     repo_id      INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
@@ -70,7 +75,8 @@ CREATE TABLE repo_snapshots (
 ) WITHOUT ROWID;
 
 CREATE TABLE commits (
-    commit_id     BLOB PRIMARY KEY,
+    id            INTEGER PRIMARY KEY,
+    commit_id     BLOB NOT NULL UNIQUE,
     snapshot_id   BLOB NOT NULL,
     parent1       BLOB,
     parent2       BLOB,
@@ -78,7 +84,7 @@ CREATE TABLE commits (
     committed_at  TEXT NOT NULL,             -- verbatim, it is hashed into commit_id
     author        TEXT NOT NULL,
     raw           BLOB NOT NULL
-) WITHOUT ROWID;
+);
 
 CREATE TABLE repo_commits (
     repo_id    INTEGER NOT NULL REFERENCES repos(id) ON DELETE CASCADE,
