@@ -157,10 +157,11 @@ impl Store {
     /// Reads a block, looking first where it most likely is: small blocks (dag-pb nodes,
     /// small objects) are inline rows, large ones (leaves) are files.
     fn read_block_where(&self, digest: &Id, likely_inline: bool) -> Result<Option<Vec<u8>>> {
-        if likely_inline && let Some(row) = self.db.read_blocking(|c| content::block(c, digest))? {
-            if let Some(data) = row.inline {
-                return Ok(Some(data));
-            }
+        if likely_inline
+            && let Some(row) = self.db.read_blocking(|c| content::block(c, digest))?
+            && let Some(data) = row.inline
+        {
+            return Ok(Some(data));
         }
         match std::fs::read(self.block_path(digest)) {
             Ok(b) => return Ok(Some(b)),

@@ -11,6 +11,7 @@ use rmpv::Value;
 use crate::cids::Id;
 
 pub mod objects;
+pub mod records;
 
 /// Nesting limit for decoded bodies (a commit's `structured_delta` is the deepest real value).
 const MAX_DEPTH: usize = 64;

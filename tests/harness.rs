@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use musehub::cids::Id;
 use musehub::db::{repos, users};
-use musehub::{Config, Server, auth, muse};
+use musehub::{Config, Server, auth};
 use reqwest::StatusCode;
 use rmpv::Value;
 use tempfile::TempDir;
@@ -267,58 +267,20 @@ impl Commit {
         message: &str,
         committed_at: &str,
     ) -> Commit {
-        let snapshot_id = muse::snapshot_id(manifest.iter().map(|(p, o)| (p.as_str(), o)));
-        let id = muse::commit_id(parents, &snapshot_id, message, committed_at);
-        let snapshot = map([
-            ("snapshot_id", Value::from(snapshot_id.to_hex())),
-            (
-                "manifest",
-                Value::Map(
-                    manifest
-                        .iter()
-                        .map(|(p, o)| (Value::from(p.as_str()), Value::from(o.to_hex())))
-                        .collect(),
-                ),
-            ),
-            ("created_at", Value::from(committed_at)),
-        ]);
-        let opt = |i: usize| {
-            parents
-                .get(i)
-                .map_or(Value::Nil, |p| Value::from(p.to_hex()))
-        };
-        let commit = map([
-            ("commit_id", Value::from(id.to_hex())),
-            (
-                "repo_id",
-                Value::from("0b7c1f7e-0000-4000-8000-000000000000"),
-            ),
-            ("branch", Value::from("main")),
-            ("snapshot_id", Value::from(snapshot_id.to_hex())),
-            ("message", Value::from(message)),
-            ("committed_at", Value::from(committed_at)),
-            ("parent_commit_id", opt(0)),
-            ("parent2_commit_id", opt(1)),
-            ("author", Value::from("")),
-            ("metadata", map([("section", Value::from("verse"))])),
-            ("structured_delta", Value::Nil),
-            ("sem_ver_bump", Value::from("none")),
-            ("breaking_changes", Value::Array(vec![])),
-            ("agent_id", Value::from("")),
-            ("model_id", Value::from("")),
-            ("toolchain_id", Value::from("")),
-            ("prompt_hash", Value::from("")),
-            ("signature", Value::from("")),
-            ("signer_key_id", Value::from("")),
-            ("format_version", Value::from(5)),
-            ("reviewed_by", Value::Array(vec![])),
-            ("test_runs", Value::from(0)),
-        ]);
+        let r = musehub::wire::records::Commit {
+            repo_id: "0b7c1f7e-0000-4000-8000-000000000000",
+            branch: "main",
+            parents,
+            manifest,
+            message,
+            committed_at,
+        }
+        .record();
         Commit {
-            id,
-            snapshot_id,
-            commit,
-            snapshot,
+            id: r.commit_id,
+            snapshot_id: r.snapshot_id,
+            commit: r.commit,
+            snapshot: r.snapshot,
         }
     }
 }

@@ -13,7 +13,7 @@ use rmpv::Value;
 use sha2::{Digest, Sha256};
 
 use crate::cids::Id;
-use crate::{muse, wire};
+use crate::wire;
 
 const MIB: u64 = 1 << 20;
 
@@ -320,51 +320,16 @@ pub(super) fn records(
     message: &str,
     committed_at: &str,
 ) -> (Value, Value) {
-    let snapshot_id = muse::snapshot_id(manifest.iter().map(|(p, o)| (p.as_str(), o)));
-    let id = muse::commit_id(parents, &snapshot_id, message, committed_at);
-    let snapshot = wire::map([
-        ("snapshot_id", Value::from(snapshot_id.to_hex())),
-        (
-            "manifest",
-            Value::Map(
-                manifest
-                    .iter()
-                    .map(|(p, o)| (Value::from(p.as_str()), Value::from(o.to_hex())))
-                    .collect(),
-            ),
-        ),
-        ("created_at", Value::from(committed_at)),
-    ]);
-    let opt = |i: usize| {
-        parents
-            .get(i)
-            .map_or(Value::Nil, |p| Value::from(p.to_hex()))
-    };
-    let commit = wire::map([
-        ("commit_id", Value::from(id.to_hex())),
-        ("repo_id", Value::from(REPO_UUID)),
-        ("branch", Value::from("main")),
-        ("snapshot_id", Value::from(snapshot_id.to_hex())),
-        ("message", Value::from(message)),
-        ("committed_at", Value::from(committed_at)),
-        ("parent_commit_id", opt(0)),
-        ("parent2_commit_id", opt(1)),
-        ("author", Value::from("")),
-        ("metadata", wire::map([("section", Value::from("verse"))])),
-        ("structured_delta", Value::Nil),
-        ("sem_ver_bump", Value::from("none")),
-        ("breaking_changes", Value::Array(vec![])),
-        ("agent_id", Value::from("")),
-        ("model_id", Value::from("")),
-        ("toolchain_id", Value::from("")),
-        ("prompt_hash", Value::from("")),
-        ("signature", Value::from("")),
-        ("signer_key_id", Value::from("")),
-        ("format_version", Value::from(5)),
-        ("reviewed_by", Value::Array(vec![])),
-        ("test_runs", Value::from(0)),
-    ]);
-    (commit, snapshot)
+    let r = wire::records::Commit {
+        repo_id: REPO_UUID,
+        branch: "main",
+        parents,
+        manifest,
+        message,
+        committed_at,
+    }
+    .record();
+    (r.commit, r.snapshot)
 }
 
 /// The `POST push` body for every commit of the repo, as one pack:
@@ -485,6 +450,7 @@ impl Iterator for ObjectsBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::muse;
 
     fn whole(seed: u64, o: &Object) -> Vec<u8> {
         let mut v = vec![0u8; o.size as usize];
