@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use cid::Cid;
@@ -66,6 +67,61 @@ pub struct Store {
     db: Db,
     dir: PathBuf,
     profile: unixfs::Profile,
+    buffers: Arc<Buffers>,
+}
+
+/// Idle leaf buffers kept for reuse.
+const POOLED_BUFFERS: usize = 16;
+
+/// A pool of chunk-sized buffers for leaf reads and writes.
+///
+/// Pushes and fetches move 1 MiB buffers between tokio's worker and blocking threads. Freshly
+/// allocated each time, glibc kept the freed ones in per-thread arenas and peak RSS nearly
+/// doubled (measured with `musehub bench`); reused, memory stays flat.
+#[derive(Debug, Default)]
+struct Buffers {
+    /// A std mutex held only to push or pop.
+    idle: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Buffers {
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut buf = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        buf.clear();
+        buf.reserve(capacity);
+        buf
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < POOLED_BUFFERS && buf.capacity() <= 2 * unixfs::UNIXFS_V1_2025.chunk_size {
+            idle.push(buf);
+        }
+    }
+}
+
+/// A pooled buffer lent to a [`Bytes`]; it goes back to the pool when the bytes are dropped.
+#[derive(Debug)]
+struct Lent {
+    buf: Vec<u8>,
+    pool: Arc<Buffers>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
 }
 
 /// A block ready to be recorded: its file is durable already, or its bytes ride along to be
@@ -101,6 +157,7 @@ impl Store {
             db,
             dir: dir.to_owned(),
             profile: unixfs::UNIXFS_V1_2025,
+            buffers: Arc::default(),
         })
     }
 
@@ -195,8 +252,10 @@ impl Store {
             hasher: Sha256::new(),
             buf: if known {
                 Vec::new()
+            } else if large {
+                self.buffers.take(self.profile.chunk_size)
             } else {
-                Vec::with_capacity((size as usize).min(self.profile.chunk_size))
+                Vec::with_capacity(size as usize)
             },
             tree: (large && !known).then(|| unixfs::TreeBuilder::new(self.profile)),
             in_flight: VecDeque::new(),
@@ -277,13 +336,10 @@ impl Store {
                 async move {
                     match piece {
                         Piece::Bytes(b) => Ok(Bytes::from(b)),
-                        Piece::Leaf(cid) => {
-                            tokio::task::spawn_blocking(move || s.expand(&cid, small))
-                                .await
-                                .map_err(std::io::Error::other)?
-                                .map(|(bytes, _)| Bytes::from(bytes))
-                                .map_err(std::io::Error::other)
-                        }
+                        Piece::Leaf(cid) => tokio::task::spawn_blocking(move || s.read_leaf(&cid))
+                            .await
+                            .map_err(std::io::Error::other)?
+                            .map_err(std::io::Error::other),
                     }
                 }
             });
@@ -291,6 +347,33 @@ impl Store {
             Ok::<_, std::io::Error>(reads.buffered(READ_AHEAD))
         };
         Box::pin(futures_util::stream::once(pieces).try_flatten())
+    }
+
+    /// Reads a raw leaf of a tree (a file, normally) into a pooled buffer.
+    fn read_leaf(&self, cid: &Cid) -> Result<Bytes> {
+        let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock {
+            cid: cid.to_string(),
+            why: e.to_string(),
+        })?;
+        match std::fs::File::open(self.block_path(&digest)) {
+            Ok(mut f) => {
+                use std::io::Read;
+                let len = f.metadata()?.len() as usize;
+                let mut buf = self.buffers.take(len);
+                f.read_to_end(&mut buf)?;
+                Ok(Bytes::from_owner(Lent {
+                    buf,
+                    pool: self.buffers.clone(),
+                }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let data = self
+                    .read_block_where(&digest, true)?
+                    .ok_or(Error::MissingBlock(digest))?;
+                Ok(Bytes::from(data))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The object's bytes in order, as raw leaves to read and inline bytes of tree nodes.
@@ -456,16 +539,16 @@ impl ObjectWriter {
     }
 
     async fn flush_leaf(&mut self) -> Result<()> {
-        let leaf = std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(self.store.profile.chunk_size),
-        );
+        let next = self.store.buffers.take(self.store.profile.chunk_size);
+        let leaf = std::mem::replace(&mut self.buf, next);
         let store = self.store.clone();
         self.in_flight
             .push_back(tokio::task::spawn_blocking(move || {
                 let digest = Id::of(&leaf);
-                let dir = store.write_file(&digest, &leaf)?;
-                Ok((digest, leaf.len() as u64, Some(dir)))
+                let written = store.write_file(&digest, &leaf);
+                let len = leaf.len() as u64;
+                store.buffers.give(leaf);
+                Ok((digest, len, Some(written?)))
             }));
         if self.in_flight.len() >= LEAVES_IN_FLIGHT {
             self.settle_one().await?;
@@ -560,6 +643,7 @@ impl ObjectWriter {
             while !self.in_flight.is_empty() {
                 self.settle_one().await?;
             }
+            self.store.buffers.give(std::mem::take(&mut self.buf));
             let tree = self.tree.take().expect("checked above");
             let (root, nodes, total) = tree.finish();
             debug_assert_eq!(total, self.size);
