@@ -558,13 +558,27 @@ pub fn check_slug(slug: &str) -> Result<()> {
     }
 }
 
-/// User names follow the same rule as slugs (they are the first path segment).
+/// Names the hub's own pages use as the first path segment; a user called `node` would
+/// have a page nobody could reach.
+const RESERVED_NAMES: &[&str] = &[
+    "api", "assets", "ca.crt", "connect", "explore", "health", "ipfs", "ipns", "login", "logout",
+    "metrics", "new", "node", "o", "settings",
+];
+
+/// User names follow the same rule as slugs (they are the first path segment), and may not
+/// be one of the hub's own page names.
 pub fn check_user_name(name: &str) -> Result<()> {
     check_slug(name).map_err(|_| {
         Error::Invalid(format!(
             "user name {name:?} may only use letters, digits, '-', '_' and '.'"
         ))
-    })
+    })?;
+    if RESERVED_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(Error::Invalid(format!(
+            "{name:?} is the name of one of the hub's pages; pick another user name"
+        )));
+    }
+    Ok(())
 }
 
 /// A random UUID v4 string (the repo and release ids the CLI stores).

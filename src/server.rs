@@ -72,6 +72,8 @@ impl Server {
             hub: hub.clone(),
             ca_pem,
             started: Instant::now(),
+            public_url: Arc::from(config.public_url.as_str()),
+            db_path: Some(Arc::from(config.paths.db().as_path())),
         };
         let app = web::router(state);
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -24,6 +24,7 @@ use crate::hub::{self, Caller, Hub};
 use crate::{auth, wire};
 
 pub mod count;
+pub mod ui;
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -32,6 +33,10 @@ pub struct AppState {
     /// The CA certificate PEM, when the hub has TLS material.
     pub ca_pem: Option<Arc<str>>,
     pub started: Instant,
+    /// The hub's address as users type it (`public_url` in the config).
+    pub public_url: Arc<str>,
+    /// The SQLite file, for the node page's data usage.
+    pub db_path: Option<Arc<std::path::Path>>,
 }
 
 /// An error answer: status plus a `{"detail": …}` body.
@@ -129,13 +134,19 @@ pub fn router(state: AppState) -> Router {
         .route("/{owner}/{slug}/releases/{*tag}", delete(delete_release))
         .route("/{owner}/{slug}/tags", post(tags));
     Router::new()
-        .route("/", get(home))
         .route("/health", get(health))
         .route("/metrics", get(metrics_page))
         .route("/ca.crt", get(ca_cert))
         .route("/o/{object_id}", get(object))
         .merge(wire_routes)
-        .fallback(|| async { Error::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .merge(ui::routes())
+        .fallback(|headers: HeaderMap| async move {
+            if ui::wants_html(&headers) {
+                ui::PageError::not_found("There is no page at this address.").into_response()
+            } else {
+                Error::new(StatusCode::NOT_FOUND, "no such endpoint").into_response()
+            }
+        })
         // Bodies are limited by our own streaming readers (see `read_body`), not axum's default.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(metrics, count::layer))
@@ -187,16 +198,6 @@ fn msgpack(status: StatusCode, v: &Value) -> Response {
         wire::encode(v),
     )
         .into_response()
-}
-
-async fn home() -> Response {
-    let body = concat!(
-        "musehub ",
-        env!("CARGO_PKG_VERSION"),
-        " is running.\n\nPoint the Muse CLI at http://<this hub>/<owner>/<repo>.\n",
-        "Health: /health   Metrics: /metrics   CA certificate for https: /ca.crt\n"
-    );
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 /// `GET /health` for `muse hub ping` (any 2xx; msgpack like every wire answer).
@@ -437,6 +438,12 @@ async fn list_releases(
     Query(q): Query<ReleaseQuery>,
     headers: HeaderMap,
 ) -> Result<Response> {
+    if ui::wants_html(&headers) {
+        // A browser: the same URL is the releases page.
+        return Ok(ui::repo::releases(State(st), headers, Path((owner, slug)))
+            .await
+            .into_response());
+    }
     let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     let wants_drafts = q

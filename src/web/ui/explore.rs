@@ -1,0 +1,197 @@
+//! Pages about the hub as a whole: home (explore), a user's page, the node page and the
+//! "connect" page that tells a musician how to point the Muse CLI here.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::{Chrome, PageError, html, session, size};
+use crate::db::repos::{self, Repo, Visibility};
+use crate::db::{content, users};
+use crate::web::AppState;
+
+/// A repository as listed on the explore and user pages.
+#[derive(Debug)]
+pub struct RepoCard {
+    pub owner: String,
+    pub slug: String,
+    pub private: bool,
+    pub pushed: String,
+}
+
+impl From<&Repo> for RepoCard {
+    fn from(r: &Repo) -> Self {
+        RepoCard {
+            owner: r.owner.clone(),
+            slug: r.slug.clone(),
+            private: r.visibility == Visibility::Private,
+            pushed: r
+                .pushed_at
+                .as_deref()
+                .map_or_else(|| "never pushed".to_owned(), short_time),
+        }
+    }
+}
+
+/// `2026-11-24T07:42:00.123456Z` → `2026-11-24 07:42 UTC`.
+pub fn short_time(t: &str) -> String {
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(hm)) => format!("{d} {hm} UTC"),
+        _ => t.to_owned(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Search {
+    q: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "ui/home.html")]
+struct Home {
+    chrome: Chrome,
+    q: String,
+    repos: Vec<RepoCard>,
+}
+
+/// `GET /`: public repositories, newest pushes first; `?q=` searches owner and name.
+pub async fn home(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(search): Query<Search>,
+) -> Result<Response, PageError> {
+    let (viewer, csrf) = session::viewer(&st, &headers).await;
+    let q = search.q.unwrap_or_default().trim().to_owned();
+    let needle = q.to_lowercase();
+    let list = st.hub.db.read(|c| repos::list(c, None)).await?;
+    let mut shown: Vec<&Repo> = list
+        .iter()
+        .filter(|r| r.visibility == Visibility::Public)
+        .filter(|r| {
+            needle.is_empty()
+                || r.owner.to_lowercase().contains(&needle)
+                || r.slug.to_lowercase().contains(&needle)
+        })
+        .collect();
+    shown.sort_by(|a, b| {
+        b.pushed_at
+            .cmp(&a.pushed_at)
+            .then_with(|| b.created_at.cmp(&a.created_at))
+    });
+    let repos = shown.into_iter().take(200).map(RepoCard::from).collect();
+    Ok(html(Home {
+        chrome: Chrome::new("Explore", viewer, csrf),
+        q,
+        repos,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "ui/user.html")]
+struct UserPage {
+    chrome: Chrome,
+    name: String,
+    since: String,
+    repos: Vec<RepoCard>,
+}
+
+/// `GET /{owner}`: a user's repositories (private ones only for that user).
+pub async fn user(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(owner): Path<String>,
+) -> Result<Response, PageError> {
+    let (viewer, csrf) = session::viewer(&st, &headers).await;
+    let o = owner.clone();
+    let (user, list) = st
+        .hub
+        .db
+        .read(move |c| {
+            Ok::<_, crate::db::Error>((users::by_name(c, &o)?, repos::list(c, Some(&o))?))
+        })
+        .await?;
+    let Some(user) = user else {
+        return Err(PageError::not_found(format!(
+            "There is no user called {owner} on this hub."
+        )));
+    };
+    let is_self = viewer.as_ref().is_some_and(|v| v.id == user.id);
+    let repos = list
+        .iter()
+        .filter(|r| is_self || r.visibility == Visibility::Public)
+        .map(RepoCard::from)
+        .collect();
+    Ok(html(UserPage {
+        chrome: Chrome::new(user.name.clone(), viewer, csrf),
+        name: user.name,
+        since: short_time(&user.created_at),
+        repos,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "ui/node.html")]
+struct Node {
+    chrome: Chrome,
+    version: &'static str,
+    uptime: String,
+    objects: u64,
+    blocks: u64,
+    block_bytes: String,
+    database: String,
+    repos: usize,
+}
+
+/// `GET /node`: what this hub holds and how long it has been up.
+pub async fn node(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let (viewer, csrf) = session::viewer(&st, &headers).await;
+    let (objects, blocks, bytes) = st.hub.db.read(content::counts).await?;
+    let repos = st.hub.db.read(|c| repos::list(c, None)).await?.len();
+    let database = st
+        .db_path
+        .as_deref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
+    let secs = st.started.elapsed().as_secs();
+    let uptime = format!(
+        "{}d {}h {}m",
+        secs / 86_400,
+        secs % 86_400 / 3_600,
+        secs % 3_600 / 60
+    );
+    Ok(html(Node {
+        chrome: Chrome::new("This hub", viewer, csrf),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime,
+        objects,
+        blocks,
+        block_bytes: size(bytes),
+        database: size(database),
+        repos,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "ui/connect.html")]
+struct Connect {
+    chrome: Chrome,
+    url: String,
+    https: bool,
+    has_ca: bool,
+}
+
+/// `GET /connect`: how to point the Muse CLI at this hub.
+pub async fn connect(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let (viewer, csrf) = session::viewer(&st, &headers).await;
+    let url = st.public_url.to_string();
+    Ok(html(Connect {
+        chrome: Chrome::new("Connect", viewer, csrf),
+        https: url.starts_with("https://"),
+        has_ca: st.ca_pem.is_some(),
+        url,
+    }))
+}
