@@ -49,6 +49,14 @@ pub enum Command {
     /// Manage repositories.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Print a one-time link that signs a user in to the hub's web pages.
+    LoginLink {
+        /// The user the link signs in.
+        user: String,
+        /// How long the link stays valid, e.g. 15m or 2h (at most 7d).
+        #[arg(long, default_value = "15m", value_name = "DURATION")]
+        ttl: humantime::Duration,
+    },
     /// Check that every branch reaches complete history and every stored byte is intact.
     Doctor {
         /// Print the report as JSON (for scripts).
@@ -141,6 +149,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::User(c) => admin::user(&config, c),
         Command::Token(c) => admin::token(&config, c),
         Command::Repo(c) => admin::repo(&config, c),
+        Command::LoginLink { user, ttl } => admin::login_link(&config, &user, ttl.into()),
         Command::Doctor { json } => admin::doctor(&config, json),
         Command::Bench(args) => crate::bench::run(&config, args),
     }

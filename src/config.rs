@@ -215,8 +215,14 @@ impl Config {
             .map(|s| s.bytes())
             .transpose()?
             .unwrap_or(CLI_MAX_RESPONSE);
-        let public_url = match raw.public_url {
-            Some(u) => u.trim_end_matches('/').to_owned(),
+        let public_url = match raw.public_url.filter(|u| !u.trim().is_empty()) {
+            Some(u) => {
+                let u = u.trim().trim_end_matches('/');
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    bail!("public_url must start with http:// or https:// (got {u:?})");
+                }
+                u.to_owned()
+            }
             None => {
                 let scheme = if tls { "https" } else { "http" };
                 let host = if listen.ip().is_unspecified() {

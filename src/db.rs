@@ -15,10 +15,14 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 
 pub mod content;
 pub mod repos;
+pub mod sessions;
 pub mod users;
 
 /// Migrations in order; `user_version` is the number applied. Never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("db/migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("db/migrations/0001_init.sql"),
+    include_str!("db/migrations/0002_sessions.sql"),
+];
 
 /// How long a connection waits on a lock held by another before giving up. Writes are
 /// serialised in-process, so this only matters for a concurrent CLI command (e.g. `doctor`).

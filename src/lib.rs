@@ -30,6 +30,7 @@ pub mod db;
 pub mod doctor;
 pub mod hub;
 pub mod metrics;
+pub mod midi;
 pub mod muse;
 pub mod server;
 pub mod storage;

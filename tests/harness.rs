@@ -193,6 +193,11 @@ impl TestHub {
             })
             .collect()
     }
+
+    /// The hub's data directory (for running `musehub` commands beside it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
 }
 
 pub fn decode(bytes: &[u8]) -> Value {

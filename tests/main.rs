@@ -3,6 +3,9 @@
 //! Contents:
 //! - `harness`: a real hub on 127.0.0.1, HTTP client, wire body builders, CLI captures.
 //! - `web_ui`: the HTML pages (handler level; Chromium runs in `tests/e2e`).
+//! - `web_repo`: the repository pages: files, README, history, commits, blobs, releases, privacy.
+//! - `web_session`: sign-in links, session cookies, CSRF refusals and the settings forms.
+//! - `web_media`: raw bytes with HTTP Range across leaves, ETags, privacy, the MIDI piano roll.
 //! - `wire_endpoints`: every endpoint, auth, privacy, bad input, releases, tags.
 //! - `wire_replay`: the real Muse CLI's captured sessions replayed against the hub.
 //! - `unixfs_interop`: our UnixFS CIDs against the JS reference importer.
@@ -15,6 +18,9 @@ mod cli;
 mod crash;
 mod harness;
 mod unixfs_interop;
+mod web_media;
+mod web_repo;
+mod web_session;
 mod web_ui;
 mod wire_endpoints;
 mod wire_replay;

@@ -1,11 +1,11 @@
-//! The administrative commands: `init`, `user`, `token`, `repo`, `doctor`.
+//! The administrative commands: `init`, `user`, `token`, `repo`, `login-link`, `doctor`.
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::{RepoCommand, TokenCommand, UserCommand, split_repo};
 use crate::config::{Config, TEMPLATE};
 use crate::db::repos::{self, Visibility};
-use crate::db::{self, users};
+use crate::db::{self, sessions, users};
 use crate::hub::{self, Hub};
 use crate::server::open_hub;
 use crate::{auth, doctor, tls};
@@ -186,6 +186,39 @@ pub(super) fn repo(config: &Config, cmd: RepoCommand) -> Result<()> {
             println!("{repo} is now {}", vis.as_str());
         }
     }
+    Ok(())
+}
+
+/// The longest a login link may stay valid: it is meant to be opened right away.
+const MAX_LOGIN_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+pub(super) fn login_link(config: &Config, user: &str, ttl: std::time::Duration) -> Result<()> {
+    if ttl.is_zero() || ttl > MAX_LOGIN_LINK_TTL {
+        bail!(
+            "--ttl must be between 1s and 7d (got {})",
+            humantime::format_duration(ttl)
+        );
+    }
+    let hub = open_hub(config)?;
+    let u = find_user(&hub, user)?;
+    let token = hex::encode(auth::random_bytes::<32>());
+    let hash = auth::hash_token(&token);
+    let expires_at = db::unix_now() + ttl.as_secs().max(1) as i64;
+    hub.db.write_blocking(|tx| {
+        sessions::purge_expired(tx)?;
+        sessions::add_login_link(tx, u.id, &hash, expires_at)
+    })?;
+    println!("{}/login/{token}", config.public_url);
+    eprintln!();
+    eprintln!(
+        "Open this link in a browser to sign in as {} (once, within {}).",
+        u.name,
+        humantime::format_duration(ttl)
+    );
+    eprintln!(
+        "Anyone holding it can sign in as {}: send it privately.",
+        u.name
+    );
     Ok(())
 }
 

@@ -282,3 +282,10 @@ pub fn counts(conn: &Connection) -> Result<(u64, u64, u64)> {
     )?;
     Ok((objects as u64, blocks as u64, bytes as u64))
 }
+
+/// Whether any commit of the repo names a parent this hub has never seen (one row, not all).
+pub fn is_shallow(conn: &Connection, repo_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM shallow WHERE repo_id = ?1 LIMIT 1")?
+        .exists([repo_id])?)
+}

@@ -225,3 +225,22 @@ pub fn upsert_tag(
     )?;
     Ok(())
 }
+
+/// One release by tag, drafts included (the page decides who may see a draft).
+pub fn release(conn: &Connection, repo_id: i64, tag: &str) -> Result<Option<Release>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT uuid, tag, channel, is_draft, record FROM releases
+             WHERE repo_id = ?1 AND tag = ?2",
+        )?
+        .query_row(params![repo_id, tag], |r| {
+            Ok(Release {
+                uuid: r.get(0)?,
+                tag: r.get(1)?,
+                channel: r.get(2)?,
+                is_draft: r.get(3)?,
+                record: r.get(4)?,
+            })
+        })
+        .optional()?)
+}

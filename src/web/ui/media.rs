@@ -1,24 +1,532 @@
 //! Object bytes for the browser: raw downloads and audio with HTTP Range, and the MIDI piano
-//! roll as server-rendered SVG. (Being written.)
+//! roll as server-rendered SVG.
+//!
+//! Both routes take `{rev}/{path}`, where `rev` is a branch (whose name may contain `/`) or a
+//! 64-hex commit id; [`resolve_path`] finds the object. Raw answers stream the object's
+//! blocks, and a Range request reads only the 1 MiB leaves it needs (see
+//! [`crate::storage::Store::object_range_stream`]), so seeking in a long stem is cheap. Files
+//! a browser would run (HTML, SVG) are sent as plain text to download, never rendered from
+//! the hub's origin.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use rmpv::Value;
 
-use super::PageError;
+use super::{PageError, session};
+use crate::cids::Id;
+use crate::db::content::{self, ObjectRow};
+use crate::db::repos::{self, Repo, Visibility};
 use crate::web::AppState;
+use crate::wire::{self, Fields};
 
-pub async fn raw(
-    State(_st): State<AppState>,
-    _h: HeaderMap,
-    Path(_p): Path<(String, String, String)>,
-) -> Result<Response, PageError> {
-    Err(PageError::not_found("This page is not available yet."))
+/// Largest MIDI file drawn as a piano roll.
+pub const MAX_PIANOROLL_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The policy of every raw answer: if a browser ever renders one as a document, it runs
+/// nothing and loads nothing.
+const RAW_CSP: &str =
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox";
+
+/// The piano roll's policy: inline styles only.
+const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+
+/// Bumped when the piano roll's drawing changes, so cached drawings are not reused.
+const PIANOROLL_VERSION: u32 = 1;
+
+/// A resolved `{rev}/{path}`.
+#[derive(Debug, Clone)]
+struct Resolved {
+    commit: Id,
+    path: String,
+    object: Option<Id>,
+    /// The rev was a commit id, so the answer never changes.
+    pinned: bool,
 }
-pub async fn pianoroll(
-    State(_st): State<AppState>,
-    _h: HeaderMap,
-    Path(_p): Path<(String, String, String)>,
+
+/// Resolves `{rev}/{path}` in a repo the caller may read: `rev` is the longest leading run of
+/// segments that names a branch, else the first segment as a commit id of this repo. Returns
+/// the commit, the path (empty for the root) and the object at that path: `None` when the
+/// path is a folder or is not in the commit.
+///
+/// An unknown branch or commit is a 404 page. Check access first with
+/// [`crate::hub::Hub::repo_for_read`].
+pub async fn resolve_path(
+    st: &AppState,
+    repo: &Repo,
+    rest: &str,
+) -> Result<(Id, String, Option<Id>), PageError> {
+    let r = resolve(st, repo, rest).await?;
+    Ok((r.commit, r.path, r.object))
+}
+
+async fn resolve(st: &AppState, repo: &Repo, rest: &str) -> Result<Resolved, PageError> {
+    let repo_id = repo.id;
+    let rest = rest.trim_start_matches('/').to_owned();
+    let first: String = rest
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect();
+    let found = st
+        .hub
+        .db
+        .read(move |c| {
+            let segments: Vec<&str> = rest.split('/').collect();
+            let mut hit = None;
+            // Longest branch name first (branch names are at most 255 characters).
+            for k in (1..=segments.len()).rev() {
+                let name = segments[..k].join("/");
+                if name.len() > 255 {
+                    continue;
+                }
+                if let Some(head) = repos::branch_head(c, repo_id, &name)? {
+                    hit = Some((head, segments[k..].join("/"), false));
+                    break;
+                }
+            }
+            if hit.is_none()
+                && let Ok(id) = Id::parse(segments[0])
+                && content::repo_has_commit(c, repo_id, &id)?
+            {
+                hit = Some((id, segments[1..].join("/"), true));
+            }
+            let Some((commit, path, pinned)) = hit else {
+                return Ok::<_, crate::db::Error>(None);
+            };
+            let Some(row) = content::repo_commit(c, repo_id, &commit)? else {
+                return Ok(None);
+            };
+            let raw = content::snapshot_raw(c, &row.snapshot_id)?;
+            Ok(Some((commit, path, pinned, raw)))
+        })
+        .await?;
+    let Some((commit, path, pinned, raw)) = found else {
+        return Err(PageError::not_found(format!(
+            "{}/{} has no branch or commit called {}.",
+            repo.owner,
+            repo.slug,
+            if first.is_empty() {
+                "(nothing)"
+            } else {
+                &first
+            }
+        )));
+    };
+    let path = path.trim_end_matches('/').to_owned();
+    let object = match raw {
+        Some(raw) => manifest_lookup(&raw, &path)?,
+        None => None,
+    };
+    Ok(Resolved {
+        commit,
+        path,
+        object,
+        pinned,
+    })
+}
+
+/// The object id at `path` in a stored snapshot record.
+fn manifest_lookup(raw: &[u8], path: &str) -> Result<Option<Id>, PageError> {
+    let broken = |e: wire::Error| {
+        tracing::error!(target: "musehub::web", error = %e, "stored snapshot unreadable");
+        PageError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: String::new(),
+        }
+    };
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let v = wire::decode(raw).map_err(broken)?;
+    let f = Fields::of(&v, "snapshot").map_err(broken)?;
+    let Some(Value::Map(m)) = f.get("manifest") else {
+        return Ok(None);
+    };
+    Ok(m.iter()
+        .find(|(k, _)| k.as_str() == Some(path))
+        .and_then(|(_, v)| v.as_str())
+        .and_then(|s| Id::parse(s).ok()))
+}
+
+/// A readable repo and the object a `{rev}/{path}` names, with its stored row.
+async fn object_at(
+    st: &AppState,
+    headers: &HeaderMap,
+    owner: &str,
+    slug: &str,
+    rest: &str,
+) -> Result<(Repo, Resolved, Id, ObjectRow), PageError> {
+    let viewer = session::viewer(st, headers).await.0;
+    let repo = st.hub.repo_for_read(owner, slug, &viewer).await?;
+    let r = resolve(st, &repo, rest).await?;
+    let Some(oid) = r.object else {
+        return Err(PageError::not_found(if r.path.is_empty() {
+            "Name a file after the branch or commit.".to_owned()
+        } else {
+            format!("There is no file at {} in this commit.", r.path)
+        }));
+    };
+    let row = st.hub.db.read(move |c| content::object(c, &oid)).await?;
+    let Some(row) = row else {
+        tracing::error!(target: "musehub::web", object = %oid, "object named by a snapshot is not stored");
+        return Err(PageError::not_found(
+            "This file's bytes are not on this hub.",
+        ));
+    };
+    Ok((repo, r, oid, row))
+}
+
+/// How a file is served: its media type and whether a browser may show it in place.
+fn media_type(path: &str) -> (&'static str, bool) {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "wav" => ("audio/wav", true),
+        "flac" => ("audio/flac", true),
+        "mp3" => ("audio/mpeg", true),
+        "ogg" | "oga" | "opus" => ("audio/ogg", true),
+        "m4a" | "aac" => ("audio/mp4", true),
+        "aif" | "aiff" => ("audio/aiff", true),
+        "mid" | "midi" => ("audio/midi", true),
+        "txt" | "md" | "markdown" | "abc" | "ly" => ("text/plain; charset=utf-8", true),
+        "json" => ("application/json", true),
+        "png" => ("image/png", true),
+        "jpg" | "jpeg" => ("image/jpeg", true),
+        "gif" => ("image/gif", true),
+        "webp" => ("image/webp", true),
+        "pdf" => ("application/pdf", false),
+        // A browser would run these from the hub's origin (stored XSS): plain text, to save.
+        "svg" | "svgz" | "html" | "htm" | "xhtml" | "xht" | "xml" | "xsl" | "js" | "mjs" => {
+            ("text/plain; charset=utf-8", false)
+        }
+        _ => ("application/octet-stream", false),
+    }
+}
+
+/// `inline; filename="take 1.wav"; filename*=UTF-8''take%201.wav` (or `attachment`).
+fn disposition(path: &str, inline: bool) -> HeaderValue {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let kind = if inline { "inline" } else { "attachment" };
+    HeaderValue::from_str(&format!(
+        "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// Whether `If-None-Match` names this entity tag (weak comparison, as RFC 9110 §13.1.2 says).
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let Some(v) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let ours = etag.trim_start_matches("W/");
+    v.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == ours)
+}
+
+/// What a `Range` header asks of an object of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// No range (or one this hub ignores, such as several ranges): the whole object.
+    Whole,
+    /// `start..=end`, within the object.
+    Part(u64, u64),
+    /// Malformed or outside the object: 416.
+    Unsatisfiable,
+}
+
+/// Reads a `Range` header (RFC 9110 §14.2). One `bytes` range is honoured; several are
+/// answered with the whole object (which the RFC allows), and other units are ignored.
+fn wanted(range: Option<&str>, size: u64) -> Wanted {
+    let Some(range) = range else {
+        return Wanted::Whole;
+    };
+    let Some((unit, set)) = range.trim().split_once('=') else {
+        return Wanted::Unsatisfiable;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return Wanted::Whole;
+    }
+    let specs: Vec<&str> = set
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let [spec] = specs.as_slice() else {
+        return if specs.is_empty() {
+            Wanted::Unsatisfiable
+        } else {
+            Wanted::Whole
+        };
+    };
+    let Some((a, b)) = spec.split_once('-') else {
+        return Wanted::Unsatisfiable;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    if size == 0 {
+        return Wanted::Unsatisfiable;
+    }
+    let last = size - 1;
+    match (a.is_empty(), b.is_empty()) {
+        // `bytes=-n`: the last n bytes.
+        (true, false) => match num(b) {
+            Some(0) | None => Wanted::Unsatisfiable,
+            Some(n) => Wanted::Part(size.saturating_sub(n), last),
+        },
+        // `bytes=a-`.
+        (false, true) => match num(a) {
+            Some(start) if start <= last => Wanted::Part(start, last),
+            _ => Wanted::Unsatisfiable,
+        },
+        // `bytes=a-b`.
+        (false, false) => match (num(a), num(b)) {
+            (Some(start), Some(end)) if start <= end && start <= last => {
+                Wanted::Part(start, end.min(last))
+            }
+            _ => Wanted::Unsatisfiable,
+        },
+        (true, true) => Wanted::Unsatisfiable,
+    }
+}
+
+/// Whether `If-Range` (when sent) still names this object, so the range applies.
+fn if_range_holds(headers: &HeaderMap, etag: &str) -> bool {
+    match headers.get(header::IF_RANGE).map(|v| v.to_str()) {
+        None => true,
+        // A strong comparison; dates never match (there is no Last-Modified).
+        Some(Ok(v)) => v.trim() == etag,
+        Some(Err(_)) => false,
+    }
+}
+
+/// Caching for an answer: forever for a commit of a public repo; revalidated with the ETag
+/// for a branch (it moves); never shared for a private repo.
+fn cache_control(repo: &Repo, pinned: bool) -> HeaderValue {
+    HeaderValue::from_static(match (repo.visibility, pinned) {
+        (Visibility::Private, _) => "private, max-age=0",
+        (Visibility::Public, true) => "public, max-age=31536000, immutable",
+        (Visibility::Public, false) => "public, max-age=0, must-revalidate",
+    })
+}
+
+fn header_value(v: &str) -> HeaderValue {
+    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// `GET /{owner}/{slug}/raw/{rev}/{path}`: the file's bytes, streamed, with Range.
+pub async fn raw(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((owner, slug, rest)): Path<(String, String, String)>,
 ) -> Result<Response, PageError> {
-    Err(PageError::not_found("This page is not available yet."))
+    let (repo, r, oid, row) = object_at(&st, &headers, &owner, &slug, &rest).await?;
+    let etag = format!("\"{oid}\"");
+    let (mime, inline) = media_type(&r.path);
+    let size = row.size;
+
+    let mut res = if none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let range = headers.get(header::RANGE).map(|v| v.to_str().unwrap_or(""));
+        let want = if if_range_holds(&headers, &etag) {
+            wanted(range, size)
+        } else {
+            Wanted::Whole
+        };
+        match want {
+            Wanted::Whole => {
+                let body = Body::from_stream(st.hub.store.object_stream(oid, row));
+                let mut res = Response::new(body);
+                res.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                res
+            }
+            Wanted::Part(start, end) => {
+                let stream = st.hub.store.object_range_stream(oid, row, start, end);
+                let mut res = Response::new(Body::from_stream(stream));
+                *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+                let h = res.headers_mut();
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
+                h.insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes {start}-{end}/{size}")),
+                );
+                res
+            }
+            Wanted::Unsatisfiable => {
+                let mut res = (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    format!("That range is not inside this {size}-byte file.\n"),
+                )
+                    .into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{size}")),
+                );
+                let h = res.headers_mut();
+                h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+                h.insert(
+                    "x-content-type-options",
+                    HeaderValue::from_static("nosniff"),
+                );
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return Ok(res);
+            }
+        }
+    };
+    let modified = res.status() != StatusCode::NOT_MODIFIED;
+    let h = res.headers_mut();
+    if modified {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+        h.insert(header::CONTENT_DISPOSITION, disposition(&r.path, inline));
+        h.insert("content-security-policy", HeaderValue::from_static(RAW_CSP));
+    }
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(header::CACHE_CONTROL, cache_control(&repo, r.pinned));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(res)
+}
+
+/// A plain-text answer a person reads (the piano roll is an image, so no HTML page).
+fn plain(status: StatusCode, text: String) -> Response {
+    let mut res = (status, text).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// `GET /{owner}/{slug}/pianoroll/{rev}/{path}`: a `.mid`/`.midi` file drawn as SVG.
+pub async fn pianoroll(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((owner, slug, rest)): Path<(String, String, String)>,
+) -> Result<Response, PageError> {
+    let (repo, r, oid, row) = object_at(&st, &headers, &owner, &slug, &rest).await?;
+    let name = r.path.rsplit('/').next().unwrap_or(&r.path).to_owned();
+    let is_midi = name
+        .rsplit_once('.')
+        .is_some_and(|(_, e)| e.eq_ignore_ascii_case("mid") || e.eq_ignore_ascii_case("midi"));
+    if !is_midi {
+        return Err(PageError::not_found(
+            "Piano rolls are drawn for MIDI files (.mid, .midi) only.",
+        ));
+    }
+    if row.size > MAX_PIANOROLL_BYTES {
+        return Ok(plain(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "this MIDI file is too large to draw: {} (the limit is 16 MiB)\n",
+                super::size(row.size)
+            ),
+        ));
+    }
+    let etag = format!("\"{oid}-pianoroll-{PIANOROLL_VERSION}\"");
+    let cache = cache_control(&repo, r.pinned);
+    if none_match(&headers, &etag) {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        let h = res.headers_mut();
+        h.insert(header::ETAG, header_value(&etag));
+        h.insert(header::CACHE_CONTROL, cache);
+        return Ok(res);
+    }
+    let bytes: Vec<u8> = st
+        .hub
+        .store
+        .object_stream(oid, row)
+        .try_fold(Vec::new(), |mut acc, chunk| async move {
+            acc.extend_from_slice(&chunk);
+            Ok(acc)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(target: "musehub::web", object = %oid, error = %e, "object read failed");
+            PageError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: String::new(),
+            }
+        })?;
+    let opts = crate::midi::Options {
+        title: name,
+        ..crate::midi::Options::default()
+    };
+    // Up to a million events: parse and draw off the async workers.
+    let drawn = tokio::task::spawn_blocking(move || crate::midi::piano_roll_svg(&bytes, &opts))
+        .await
+        .map_err(|e| {
+            tracing::error!(target: "musehub::web", error = %e, "piano roll task failed");
+            PageError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: String::new(),
+            }
+        })?;
+    let svg = match drawn {
+        Ok(svg) => svg,
+        Err(e) => {
+            return Ok(plain(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("this MIDI file could not be read: {e}\n"),
+            ));
+        }
+    };
+    let mut res = svg.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    h.insert("content-security-policy", HeaderValue::from_static(SVG_CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(header::CACHE_CONTROL, cache);
+    Ok(res)
 }
