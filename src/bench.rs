@@ -35,6 +35,8 @@
 //! Beside push, fetch and filter-objects the table shows the CPU seconds the hub and the bench
 //! used meanwhile (from `/proc/<pid>/stat`), which tells a CPU-bound hub from a waiting one.
 //!
+//! `musehub bench --ui` measures the web UI's pages instead: see `src/bench/ui.rs`.
+//!
 //! MB is 10^6 bytes throughout. Targets are marked `ok` or `MISSED` for information only.
 //! The global `--data-dir` and `--config` are ignored: the bench never touches a real hub.
 
@@ -54,6 +56,7 @@ use crate::wire;
 mod child;
 mod disk;
 mod synth;
+mod ui;
 
 use synth::{Object, Repo};
 
@@ -94,6 +97,19 @@ pub struct Args {
     /// Keep the temporary data directory (its path is printed).
     #[arg(long)]
     pub keep: bool,
+    /// Measure the web UI instead: page latency on a long history under concurrent readers
+    /// (see `bench/ui.rs`).
+    #[arg(long)]
+    pub ui: bool,
+    /// With --ui: commits in the generated history, sent in one push.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub ui_commits: usize,
+    /// With --ui: concurrent readers.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub ui_readers: usize,
+    /// With --ui: how long each page is loaded, e.g. 10s.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub ui_duration: humantime::Duration,
 }
 
 /// The temporary directory of one run, removed when dropped unless kept.
@@ -221,6 +237,9 @@ impl FilterFigures {
 
 /// Runs the benchmark. See the module docs.
 pub fn run(_config: &Config, args: Args) -> Result<()> {
+    if args.ui {
+        return ui::run(&args);
+    }
     let size = parse_size(&args.size)?;
     let max_commit = parse_size(&args.max_commit)?;
     ensure!(size > 0, "--size must be more than 0");
