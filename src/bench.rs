@@ -252,14 +252,7 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     let hub_dir = work.path.join("hub");
 
     progress(format!("[1/7] starting a hub in {}", hub_dir.display()));
-    child::admin(&exe, &hub_dir, &["user", "add", OWNER])?;
-    let token = child::admin(&exe, &hub_dir, &["token", "create", "--user", OWNER])?
-        .lines()
-        .next()
-        .map(|l| l.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .context("`musehub token create` printed no token")?;
-    let mut hub = child::Hub::start(&exe, &hub_dir)?;
+    let (mut hub, token) = child::hub_with_owner(&exe, &hub_dir, OWNER)?;
     progress(format!("      hub pid {} at {}", hub.pid(), hub.url));
 
     progress(format!(

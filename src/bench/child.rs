@@ -36,6 +36,19 @@ pub(super) fn admin(exe: &Path, data_dir: &Path, args: &[&str]) -> Result<String
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Creates user `owner` with a token in `data_dir`, then starts a hub there.
+/// Returns the running hub and the token.
+pub(super) fn hub_with_owner(exe: &Path, data_dir: &Path, owner: &str) -> Result<(Hub, String)> {
+    admin(exe, data_dir, &["user", "add", owner])?;
+    let token = admin(exe, data_dir, &["token", "create", "--user", owner])?
+        .lines()
+        .next()
+        .map(|l| l.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .context("`musehub token create` printed no token")?;
+    Ok((Hub::start(exe, data_dir)?, token))
+}
+
 /// A running `musehub serve`, killed when dropped.
 #[derive(Debug)]
 pub(super) struct Hub {

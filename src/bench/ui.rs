@@ -409,14 +409,7 @@ pub(super) fn run(args: &Args) -> Result<()> {
     let exe = std::env::current_exe().context("finding the musehub executable")?;
     let hub_dir = work.path.join("hub");
     progress(format!("[1/4] starting a hub in {}", hub_dir.display()));
-    child::admin(&exe, &hub_dir, &["user", "add", OWNER])?;
-    let token = child::admin(&exe, &hub_dir, &["token", "create", "--user", OWNER])?
-        .lines()
-        .next()
-        .map(|l| l.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .context("`musehub token create` printed no token")?;
-    let mut hub = child::Hub::start(&exe, &hub_dir)?;
+    let (mut hub, token) = child::hub_with_owner(&exe, &hub_dir, OWNER)?;
     let base = hub.url.trim_end_matches('/').to_owned();
     progress(format!("      hub pid {} at {base}", hub.pid()));
 
