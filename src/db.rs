@@ -38,7 +38,7 @@ const CONCURRENT_READS: usize = 8;
 const MAX_IDLE_READERS: usize = 16;
 
 /// Page cache of each read connection, in KiB. Readers share the OS page cache, so a small
-/// private cache keeps 64 idle connections from holding 64 copies of the hot pages.
+/// private cache keeps idle connections from each holding a copy of the hot pages.
 const READER_CACHE_KIB: i64 = 512;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Permits for [`Db::read`], see [`CONCURRENT_READS`].
     read_permits: tokio::sync::Semaphore,
+    /// Read connections opened so far (exported in `/metrics`: a count that keeps growing
+    /// under steady load means the pool is too small).
+    readers_opened: std::sync::atomic::AtomicU64,
 }
 
 impl Db {
@@ -89,6 +92,7 @@ impl Db {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(CONCURRENT_READS),
+                readers_opened: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -140,6 +144,13 @@ impl Db {
             .map_err(|e| E::from(Error::Join(e.to_string())))?
     }
 
+    /// Read connections opened since start.
+    pub fn readers_opened(&self) -> u64 {
+        self.inner
+            .readers_opened
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The blocking form of [`Db::read`].
     pub fn read_blocking<T, E, F>(&self, f: F) -> std::result::Result<T, E>
     where
@@ -163,6 +174,9 @@ impl Db {
                 configure(&c).map_err(Error::from)?;
                 c.pragma_update(None, "cache_size", -READER_CACHE_KIB)
                     .map_err(Error::from)?;
+                self.inner
+                    .readers_opened
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 c
             }
         };

@@ -60,7 +60,13 @@ impl Metrics {
     }
 
     /// Renders the text format. `objects` and `blocks` come from the database.
-    pub fn render(&self, objects: u64, blocks: u64, block_bytes: u64) -> String {
+    pub fn render(
+        &self,
+        objects: u64,
+        blocks: u64,
+        block_bytes: u64,
+        readers_opened: u64,
+    ) -> String {
         let mut s = String::new();
         s.push_str("# HELP musehub_http_requests_total HTTP requests answered, by status class.\n");
         s.push_str("# TYPE musehub_http_requests_total counter\n");
@@ -86,6 +92,11 @@ impl Metrics {
                 "musehub_objects_stored_total",
                 "Objects added to repositories by pushes since start.",
                 self.objects_stored.get(),
+            ),
+            (
+                "musehub_db_read_connections_opened_total",
+                "SQLite read connections opened since start.",
+                readers_opened,
             ),
         ];
         for (name, help, v) in counters {

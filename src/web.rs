@@ -218,7 +218,10 @@ async fn metrics_page(State(st): State<AppState>) -> Result<Response> {
         .read(content::counts)
         .await
         .map_err(hub::Error::from)?;
-    let text = st.hub.metrics.render(objects, blocks, bytes);
+    let text = st
+        .hub
+        .metrics
+        .render(objects, blocks, bytes, st.hub.db.readers_opened());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -463,9 +463,14 @@ pub(super) fn run(args: &Args) -> Result<()> {
     ));
     let mut loads = Vec::with_capacity(pages.len());
     for (label, path) in pages {
+        let opened_before = rt.block_on(readers_opened(&client, &base))?;
         let before = Cpu::now(&hub);
         let (log, wall) = rt.block_on(load(&client, &base, &path, readers, duration))?;
         let cpu = Cpu::now(&hub).since(before);
+        let opened = rt.block_on(readers_opened(&client, &base))? - opened_before;
+        progress(format!(
+            "      {label}: {opened} database read connections opened"
+        ));
         hub.check_alive()?;
         let mut ok = log.ok;
         ok.sort_unstable();
@@ -748,4 +753,18 @@ mod tests {
             "Nothing here gone"
         );
     }
+}
+
+/// The hub's count of SQLite read connections opened (from `/metrics`).
+async fn readers_opened(client: &reqwest::Client, base: &str) -> Result<u64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("musehub_db_read_connections_opened_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("/metrics has no musehub_db_read_connections_opened_total")
 }
