@@ -679,6 +679,20 @@ fn short_path(p: &str) -> String {
     }
 }
 
+/// The hub's count of SQLite read connections opened (from `/metrics`).
+async fn readers_opened(client: &reqwest::Client, base: &str) -> Result<u64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("musehub_db_read_connections_opened_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("/metrics has no musehub_db_read_connections_opened_total")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,18 +767,4 @@ mod tests {
             "Nothing here gone"
         );
     }
-}
-
-/// The hub's count of SQLite read connections opened (from `/metrics`).
-async fn readers_opened(client: &reqwest::Client, base: &str) -> Result<u64> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("musehub_db_read_connections_opened_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("/metrics has no musehub_db_read_connections_opened_total")
 }
