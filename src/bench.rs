@@ -271,15 +271,7 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
         sha_rate
     ));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("building the HTTP client")?;
+    let (rt, client) = child::runtime_and_client()?;
     let api = Api {
         client,
         base: format!("{}/{OWNER}/{SLUG}", hub.url.trim_end_matches('/')),

@@ -36,6 +36,21 @@ pub(super) fn admin(exe: &Path, data_dir: &Path, args: &[&str]) -> Result<String
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The bench's own async runtime and an HTTP client for talking to the hub (no proxies, no
+/// redirects: the Muse CLI follows none either).
+pub(super) fn runtime_and_client() -> Result<(tokio::runtime::Runtime, reqwest::Client)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the HTTP client")?;
+    Ok((rt, client))
+}
+
 /// Creates user `owner` with a token in `data_dir`, then starts a hub there.
 /// Returns the running hub and the token.
 pub(super) fn hub_with_owner(exe: &Path, data_dir: &Path, owner: &str) -> Result<(Hub, String)> {

@@ -416,15 +416,7 @@ pub(super) fn run(args: &Args) -> Result<()> {
     progress(format!("[2/4] generating {commits} commits"));
     let history = generate(commits, args.seed);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("building the HTTP client")?;
+    let (rt, client) = child::runtime_and_client()?;
     let api = Api {
         client,
         base: format!("{base}/{OWNER}/{SLUG}"),
