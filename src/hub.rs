@@ -229,12 +229,7 @@ impl Hub {
         let (mut stored, mut seen) = (0u64, 0u64);
         while let Some((id, len)) = reader.next_object().await? {
             seen += 1;
-            let known = self
-                .db
-                .read(move |c| content::object(c, &id))
-                .await?
-                .is_some();
-            let mut w = self.store.object_writer(id, len, known)?;
+            let mut w = self.store.writer(id, len).await?;
             while let Some(chunk) = reader.content_chunk().await? {
                 w.write(&chunk).await?;
             }
@@ -279,13 +274,7 @@ impl Hub {
         let mut batch = Vec::new();
         let mut dirs = BTreeSet::new();
         for (id, bytes) in objects {
-            let id = *id;
-            let known = self
-                .db
-                .read(move |c| content::object(c, &id))
-                .await?
-                .is_some();
-            let mut w = self.store.object_writer(id, bytes.len() as u64, known)?;
+            let mut w = self.store.writer(*id, bytes.len() as u64).await?;
             w.write(bytes).await?;
             let (imp, d) = w.finish().await?;
             batch.push(imp);

@@ -232,10 +232,18 @@ impl Store {
         Ok(row.and_then(|r| r.inline))
     }
 
-    /// Starts importing an object of `size` bytes that must hash to `expected`.
-    ///
-    /// `known` says the hub already holds the object: its bytes are then only hashed.
-    pub fn object_writer(&self, expected: Id, size: u64, known: bool) -> Result<ObjectWriter> {
+    /// Starts importing an object of `size` bytes that must hash to `expected`. When the hub
+    /// already holds it, its bytes are only hashed (to check them), not stored again.
+    pub async fn writer(&self, expected: Id, size: u64) -> Result<ObjectWriter> {
+        let known = self
+            .db
+            .read(move |c| content::object(c, &expected))
+            .await?
+            .is_some();
+        self.object_writer(expected, size, known)
+    }
+
+    fn object_writer(&self, expected: Id, size: u64, known: bool) -> Result<ObjectWriter> {
         if size > MAX_OBJECT_BYTES {
             return Err(Error::TooLarge {
                 id: expected,
@@ -297,56 +305,17 @@ impl Store {
     /// Imports a whole in-memory object (used by tests, `doctor` fixtures and small callers).
     pub async fn import_bytes(&self, repo_id: i64, bytes: &[u8]) -> Result<Id> {
         let id = Id::of(bytes);
-        let known = self
-            .db
-            .read(move |c| content::object(c, &id))
-            .await?
-            .is_some();
-        let mut w = self.object_writer(id, bytes.len() as u64, known)?;
+        let mut w = self.writer(id, bytes.len() as u64).await?;
         w.write(bytes).await?;
         let (imported, dirs) = w.finish().await?;
         self.record(repo_id, vec![imported], dirs).await?;
         Ok(id)
     }
 
-    /// The bytes of an object as a stream of chunks (one block at a time).
+    /// The bytes of an object as a stream of chunks (one block at a time): the whole-object
+    /// case of [`Store::object_range_stream`].
     pub fn object_stream(&self, oid: Id, row: content::ObjectRow) -> ByteStream {
-        use futures_util::{StreamExt, TryStreamExt};
-        let store = self.clone();
-        let small = row.size as usize <= INLINE_MAX;
-        if row.root.is_none() {
-            // A single-block object: one read, no tree to plan.
-            let read = async move {
-                tokio::task::spawn_blocking(move || store.expand(&oid.raw_cid(), small))
-                    .await
-                    .map_err(std::io::Error::other)?
-                    .map(|(bytes, _)| Bytes::from(bytes))
-                    .map_err(std::io::Error::other)
-            };
-            return Box::pin(futures_util::stream::once(read));
-        }
-        let pieces = async move {
-            let s = store.clone();
-            let pieces = tokio::task::spawn_blocking(move || s.pieces(&oid, &row))
-                .await
-                .map_err(std::io::Error::other)?
-                .map_err(std::io::Error::other)?;
-            let reads = futures_util::stream::iter(pieces).map(move |piece| {
-                let s = store.clone();
-                async move {
-                    match piece {
-                        Piece::Bytes(b) => Ok(Bytes::from(b)),
-                        Piece::Leaf(cid) => tokio::task::spawn_blocking(move || s.read_leaf(&cid))
-                            .await
-                            .map_err(std::io::Error::other)?
-                            .map_err(std::io::Error::other),
-                    }
-                }
-            });
-            // Read ahead so the disk works while earlier blocks go out on the socket.
-            Ok::<_, std::io::Error>(reads.buffered(READ_AHEAD))
-        };
-        Box::pin(futures_util::stream::once(pieces).try_flatten())
+        self.object_range_stream(oid, row, 0, u64::MAX)
     }
 
     /// Reads a raw leaf of a tree (a file, normally) into a pooled buffer.
@@ -374,32 +343,6 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// The object's bytes in order, as raw leaves to read and inline bytes of tree nodes.
-    /// Tree nodes are small and few (one per 1,024 leaves), so this reads them all up front.
-    fn pieces(&self, oid: &Id, row: &content::ObjectRow) -> Result<Vec<Piece>> {
-        let Some(root) = &row.root else {
-            return Ok(vec![Piece::Leaf(oid.raw_cid())]);
-        };
-        let root = Cid::try_from(root.as_slice()).map_err(|e| Error::BadBlock {
-            cid: hex::encode(root),
-            why: e.to_string(),
-        })?;
-        let mut out = Vec::new();
-        let mut stack = vec![root];
-        while let Some(cid) = stack.pop() {
-            if cid.codec() == RAW {
-                out.push(Piece::Leaf(cid));
-                continue;
-            }
-            let (inline, children) = self.expand(&cid, false)?;
-            if !inline.is_empty() {
-                out.push(Piece::Bytes(inline));
-            }
-            stack.extend(children.into_iter().rev());
-        }
-        Ok(out)
     }
 
     /// Reads a block of a file tree: raw leaves give bytes, dag-pb nodes give inline bytes
@@ -502,7 +445,7 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>
 
 type LeafResult = std::io::Result<(Id, u64, Option<PathBuf>)>;
 
-/// Imports one object as its bytes arrive. See [`Store::object_writer`].
+/// Imports one object as its bytes arrive. See [`Store::writer`].
 #[derive(Debug)]
 pub struct ObjectWriter {
     store: Store,
@@ -718,10 +661,15 @@ impl Store {
         let small = row.size as usize <= INLINE_MAX;
         let pieces = async move {
             let s = store.clone();
-            let plan = tokio::task::spawn_blocking(move || s.range_pieces(&oid, &row, start, end))
-                .await
-                .map_err(std::io::Error::other)?
-                .map_err(std::io::Error::other)?;
+            // A single block needs no tree read to plan, so no blocking hop either.
+            let plan = if single {
+                s.range_pieces(&oid, &row, start, end)
+            } else {
+                tokio::task::spawn_blocking(move || s.range_pieces(&oid, &row, start, end))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }
+            .map_err(std::io::Error::other)?;
             let reads = futures_util::stream::iter(plan).map(move |(piece, skip, take)| {
                 let s = store.clone();
                 async move {

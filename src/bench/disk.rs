@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use super::synth::Content;
 use crate::cids::Id;
 use crate::db::repos::{self, Visibility};
-use crate::db::{self, Db, content, users};
+use crate::db::{self, Db, users};
 use crate::storage::Store;
 
 /// What was measured.
@@ -96,9 +96,7 @@ async fn inline(dir: &Path, objs: &[(Id, Vec<u8>)], batch: usize) -> Result<Dura
         let mut imported = Vec::with_capacity(chunk.len());
         let mut dirs = BTreeSet::new();
         for (id, data) in chunk {
-            let id = *id;
-            let known = db.read(move |c| content::object(c, &id)).await?.is_some();
-            let mut w = store.object_writer(id, data.len() as u64, known)?;
+            let mut w = store.writer(*id, data.len() as u64).await?;
             w.write(data).await?;
             let (imp, d) = w.finish().await?;
             imported.push(imp);
