@@ -24,6 +24,9 @@ use crate::wire::objects::ObjectsReader;
 use crate::wire::{self, Fields};
 use crate::{auth, muse};
 
+mod blocks;
+pub use blocks::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
+
 /// Limits a hub applies to requests and answers.
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::cids::{self, DAG_PB, Id, RAW};
 use crate::db::{self, Db, content};
 
+mod put;
 pub mod unixfs;
 
 /// Blocks up to this size are stored inline in SQLite rather than as files.
@@ -151,14 +152,91 @@ impl Store {
     ///
     /// Opening never deletes anything: admin commands open the store while the server runs,
     /// and the server's temp files are in use. See [`Store::clear_temp`].
+    ///
+    /// It does finish the one-time `object_blocks` backfill (see [`Store::backfill_object_blocks`]).
     pub fn open(db: Db, dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir.join("tmp"))?;
-        Ok(Store {
+        let store = Store {
             db,
             dir: dir.to_owned(),
             profile: unixfs::UNIXFS_V1_2025,
             buffers: Arc::default(),
-        })
+        };
+        store.backfill_object_blocks()?;
+        Ok(store)
+    }
+
+    /// Lists the blocks of every tree recorded before schema 3 in `object_blocks`, so block
+    /// visibility (IPFS gateway, Bitswap) covers old data too. Runs once: a marker row says
+    /// whether it is still to do, so this is one indexed read on every later open. Idempotent
+    /// if interrupted. Trees are walked through their dag-pb nodes (small inline rows); leaf
+    /// CIDs come from the links, so no leaf is read. A node that is missing or unreadable is
+    /// logged and its subtree skipped (`doctor` reports it).
+    pub fn backfill_object_blocks(&self) -> Result<()> {
+        use crate::db::blocks::{self, OBJECT_BLOCKS_BACKFILL};
+        if !self
+            .db
+            .read_blocking(|c| blocks::backfill_pending(c, OBJECT_BLOCKS_BACKFILL))?
+        {
+            return Ok(());
+        }
+        let trees = self.db.read_blocking(blocks::tree_objects)?;
+        let mut filled = 0usize;
+        for (oid, root) in trees {
+            let root = match Cid::try_from(root.as_slice()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(target: "musehub::storage", object = %oid, error = %e, "object root is not a CID; not listing its blocks");
+                    continue;
+                }
+            };
+            let Ok(root_digest) = cids::digest_of(&root) else {
+                continue;
+            };
+            if self
+                .db
+                .read_blocking(|c| blocks::has_object_block(c, &root_digest, &oid))?
+            {
+                continue;
+            }
+            let digests = self.tree_digests(&oid, &root)?;
+            self.db
+                .write_blocking(|tx| blocks::add_object_blocks(tx, &oid, &digests))?;
+            filled += 1;
+        }
+        self.db
+            .write_blocking(|tx| blocks::backfill_done(tx, OBJECT_BLOCKS_BACKFILL))?;
+        if filled > 0 {
+            tracing::info!(target: "musehub::storage", objects = filled, "listed the blocks of existing objects");
+        }
+        Ok(())
+    }
+
+    /// The digests of every block of the tree under `root` (root first), reading only its
+    /// dag-pb nodes.
+    fn tree_digests(&self, oid: &Id, root: &Cid) -> Result<Vec<Id>> {
+        let mut out = Vec::new();
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            let Ok(digest) = cids::digest_of(&cid) else {
+                continue;
+            };
+            out.push(digest);
+            if cid.codec() != DAG_PB {
+                continue;
+            }
+            let Some(data) = self.read_block_where(&digest, true)? else {
+                tracing::warn!(target: "musehub::storage", object = %oid, block = %cid, "tree node missing; its blocks are not listed");
+                continue;
+            };
+            match unixfs::decode_file_node(&data) {
+                Ok(node) => stack.extend(node.links.into_iter().rev().map(|l| l.cid)),
+                Err(e) => {
+                    tracing::warn!(target: "musehub::storage", object = %oid, block = %cid, error = %e, "tree node unreadable; its blocks are not listed");
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Removes temp files left by a crash. Only the server calls this, at start, before it
@@ -209,6 +287,16 @@ impl Store {
     /// Reads one block by digest, from its file or inline row.
     pub fn read_block_blocking(&self, digest: &Id) -> Result<Option<Vec<u8>>> {
         self.read_block_where(digest, false)
+    }
+
+    /// Reads a block the database records as a file (not inline); `None` when the file is
+    /// missing.
+    pub fn read_block_file_blocking(&self, digest: &Id) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.block_path(digest)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a block, looking first where it most likely is: small blocks (dag-pb nodes,
@@ -295,6 +383,14 @@ impl Store {
                     }
                     let root = o.root.map(|c| c.to_bytes());
                     content::put_object(tx, &o.object_id, o.size, root.as_deref())?;
+                    if o.root.is_some() {
+                        // Every block of the tree, so each can be traced to its repos.
+                        db::blocks::add_object_blocks(
+                            tx,
+                            &o.object_id,
+                            o.blocks.iter().map(|b| &b.digest),
+                        )?;
+                    }
                     added += u64::from(content::add_repo_object(tx, repo_id, &o.object_id)?);
                 }
                 Ok::<_, Error>(added)
@@ -768,5 +864,66 @@ impl Store {
             stack.extend(children.into_iter().rev());
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{blocks, repos, users};
+
+    #[tokio::test]
+    async fn tree_blocks_are_listed_when_recorded_and_by_the_backfill() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let repo = db
+            .write_blocking(|tx| {
+                let u = users::create(tx, "alice")?;
+                repos::create(tx, u.id, "song", repos::Visibility::Public, "u")
+            })
+            .unwrap();
+        let store = Store::open(db.clone(), &dir.path().join("blocks")).unwrap();
+        let bytes: Vec<u8> = (0..5 * (1 << 20) / 2 + 7)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let oid = store.import_bytes(repo, &bytes).await.unwrap();
+        let small = store.import_bytes(repo, b"small").await.unwrap();
+        let (root, nodes) = unixfs::import_bytes(unixfs::UNIXFS_V1_2025, &bytes);
+        assert!(nodes.iter().any(|b| b.cid == root));
+        let digests: Vec<Id> = nodes
+            .iter()
+            .map(|b| cids::digest_of(&b.cid).unwrap())
+            .collect();
+        assert_eq!(digests.len(), 4, "a root and three leaves");
+        let listed = |db: &Db| {
+            digests
+                .iter()
+                .map(|d| {
+                    db.read_blocking(|c| blocks::has_object_block(c, d, &oid))
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(listed(&db), vec![true; 4]);
+        // A single-block object needs no rows.
+        assert!(
+            !db.read_blocking(|c| blocks::has_object_block(c, &small, &small))
+                .unwrap()
+        );
+
+        // A database from before schema 3: no rows, backfill pending.
+        db.write_blocking(|tx| blocks::forget_for_tests(tx))
+            .unwrap();
+        assert_eq!(listed(&db), vec![false; 4]);
+        drop(store);
+        let _store = Store::open(db.clone(), &dir.path().join("blocks")).unwrap();
+        assert_eq!(listed(&db), vec![true; 4]);
+        assert!(
+            !db.read_blocking(|c| blocks::backfill_pending(c, blocks::OBJECT_BLOCKS_BACKFILL))
+                .unwrap()
+        );
+        for d in &digests {
+            assert!(db.read_blocking(|c| blocks::public_block(c, d)).unwrap());
+        }
     }
 }

@@ -240,7 +240,7 @@ fn disposition(path: &str, inline: bool) -> HeaderValue {
 }
 
 /// Whether `If-None-Match` names this entity tag (weak comparison, as RFC 9110 §13.1.2 says).
-fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     let Some(v) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -255,7 +255,7 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 /// What a `Range` header asks of an object of `size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wanted {
+pub(crate) enum Wanted {
     /// No range (or one this hub ignores, such as several ranges): the whole object.
     Whole,
     /// `start..=end`, within the object.
@@ -266,7 +266,7 @@ enum Wanted {
 
 /// Reads a `Range` header (RFC 9110 §14.2). One `bytes` range is honoured; several are
 /// answered with the whole object (which the RFC allows), and other units are ignored.
-fn wanted(range: Option<&str>, size: u64) -> Wanted {
+pub(crate) fn wanted(range: Option<&str>, size: u64) -> Wanted {
     let Some(range) = range else {
         return Wanted::Whole;
     };
@@ -325,7 +325,7 @@ fn wanted(range: Option<&str>, size: u64) -> Wanted {
 }
 
 /// Whether `If-Range` (when sent) still names this object, so the range applies.
-fn if_range_holds(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn if_range_holds(headers: &HeaderMap, etag: &str) -> bool {
     match headers.get(header::IF_RANGE).map(|v| v.to_str()) {
         None => true,
         // A strong comparison; dates never match (there is no Last-Modified).
@@ -344,7 +344,7 @@ fn cache_control(repo: &Repo, pinned: bool) -> HeaderValue {
     })
 }
 
-fn header_value(v: &str) -> HeaderValue {
+pub(crate) fn header_value(v: &str) -> HeaderValue {
     HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
