@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, Overrides};
 
 mod admin;
+mod ipfs;
 mod serve;
 
 /// A self-hostable hub for Muse, the version control system for music.
@@ -62,6 +63,28 @@ pub enum Command {
         /// Print the report as JSON (for scripts).
         #[arg(long)]
         json: bool,
+    },
+    /// Show this hub's IPFS identity (peer id, IPNS name) and, when it is running, its
+    /// addresses, peers and DHT announcements.
+    Node {
+        /// Print JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a file from IPFS by its CID (from this hub's store, IPFS peers, the DHT or
+    /// the configured HTTP gateways), checking every block.
+    Get {
+        /// The CID, e.g. bafybei… or bafkrei…
+        cid: String,
+        /// Where to save it ("-" or nothing: standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// An IPFS peer to ask directly, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo… (repeatable).
+        #[arg(long = "peer", value_name = "MULTIADDR")]
+        peers: Vec<String>,
+        /// Give up after this long.
+        #[arg(long, default_value = "5m", value_name = "DURATION")]
+        timeout: humantime::Duration,
     },
     /// Measure push, fetch and lookup speed on this machine and print the figures.
     Bench(crate::bench::Args),
@@ -151,6 +174,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Repo(c) => admin::repo(&config, c),
         Command::LoginLink { user, ttl } => admin::login_link(&config, &user, ttl.into()),
         Command::Doctor { json } => admin::doctor(&config, json),
+        Command::Node { json } => ipfs::node(&config, json),
+        Command::Get {
+            cid,
+            output,
+            peers,
+            timeout,
+        } => ipfs::get(
+            &config,
+            ipfs::GetArgs {
+                cid,
+                out: output,
+                peers,
+                timeout: timeout.into(),
+            },
+        ),
         Command::Bench(args) => crate::bench::run(&config, args),
     }
 }

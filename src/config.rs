@@ -55,6 +55,30 @@ pub const TEMPLATE: &str = r#"# musehub configuration. Each setting can also be 
 
 # Address shown in `musehub token create` instructions, e.g. "https://musehub.local:8443".
 # public_url = "http://127.0.0.1:8080"
+
+# The embedded IPFS node: public objects are served to any IPFS peer over Bitswap and
+# announced in the IPFS DHT, so they stay reachable by CID even when this hub is not.
+# To change a setting below, uncomment the [ipfs] line as well as the setting.
+# [ipfs]
+# enabled = true
+# Where the node listens for IPFS peers (TCP and QUIC on port 4001, like Kubo).
+# listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001"]
+# Peers to join the DHT through; the default is the public IPFS bootstrap list. Set [] for
+# a hub that should only talk to IPFS peers on its LAN (found with mDNS).
+# bootstrap = ["/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN"]
+# DHT role: "auto" (serve the DHT once AutoNAT finds the hub reachable), "server" or "client".
+# dht_mode = "auto"
+# Find IPFS peers on the LAN with multicast DNS.
+# mdns = true
+# Ask the router to forward the IPFS port (UPnP).
+# upnp = false
+# Announce public objects in the DHT.
+# provide = true
+# Trustless HTTP gateways to fetch missing blocks from (every byte is verified).
+# http_gateways = ["https://trustless-gateway.link"]
+# Let /ipfs/ on this hub's web server fetch content it does not hold (from peers, the DHT and
+# the gateways above). Off: the gateway serves only this hub's own public content.
+# gateway_fetch = false
 "#;
 
 /// The file as written by people. Every field is optional; unknown keys are errors.
@@ -68,6 +92,121 @@ pub struct RawConfig {
     pub max_body: Option<Size>,
     pub max_fetch_answer: Option<Size>,
     pub public_url: Option<String>,
+    pub ipfs: Option<RawIpfs>,
+}
+
+/// The `[ipfs]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIpfs {
+    pub enabled: Option<bool>,
+    pub listen: Option<Vec<String>>,
+    pub bootstrap: Option<Vec<String>>,
+    pub dht_mode: Option<String>,
+    pub mdns: Option<bool>,
+    pub upnp: Option<bool>,
+    pub provide: Option<bool>,
+    pub http_gateways: Option<Vec<String>>,
+    pub gateway_fetch: Option<bool>,
+}
+
+/// The public IPFS bootstrap peers (Kubo's and Helia's defaults).
+pub const IPFS_BOOTSTRAP: &[&str] = &[
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+    "/ip4/104.131.131.82/udp/4001/quic-v1/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+];
+
+/// Where the IPFS node listens by default.
+pub const IPFS_LISTEN: &[&str] = &[
+    "/ip4/0.0.0.0/tcp/4001",
+    "/ip4/0.0.0.0/udp/4001/quic-v1",
+    "/ip6/::/tcp/4001",
+];
+
+/// The node's DHT role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DhtMode {
+    /// Server once AutoNAT confirms an external address, client until then.
+    Auto,
+    Server,
+    Client,
+}
+
+/// The validated `[ipfs]` settings.
+#[derive(Debug, Clone)]
+pub struct IpfsConfig {
+    pub enabled: bool,
+    pub listen: Vec<libp2p::Multiaddr>,
+    pub bootstrap: Vec<libp2p::Multiaddr>,
+    pub dht_mode: DhtMode,
+    pub mdns: bool,
+    pub upnp: bool,
+    pub provide: bool,
+    pub http_gateways: Vec<String>,
+    pub gateway_fetch: bool,
+}
+
+impl IpfsConfig {
+    fn validate(raw: RawIpfs) -> Result<IpfsConfig> {
+        let addrs = |list: Option<Vec<String>>, default: &[&str], what: &str| -> Result<_> {
+            list.unwrap_or_else(|| default.iter().map(|s| (*s).to_owned()).collect())
+                .iter()
+                .map(|a| {
+                    a.parse::<libp2p::Multiaddr>().with_context(|| {
+                        format!("ipfs.{what}: {a:?} is not a multiaddr like /ip4/0.0.0.0/tcp/4001")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let dht_mode = match raw.dht_mode.as_deref().unwrap_or("auto") {
+            "auto" => DhtMode::Auto,
+            "server" => DhtMode::Server,
+            "client" => DhtMode::Client,
+            other => {
+                bail!("ipfs.dht_mode must be \"auto\", \"server\" or \"client\", not {other:?}")
+            }
+        };
+        let http_gateways = raw.http_gateways.unwrap_or_default();
+        for g in &http_gateways {
+            if !(g.starts_with("http://") || g.starts_with("https://")) {
+                bail!("ipfs.http_gateways: {g:?} must start with http:// or https://");
+            }
+        }
+        Ok(IpfsConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            listen: addrs(raw.listen, IPFS_LISTEN, "listen")?,
+            bootstrap: addrs(raw.bootstrap, IPFS_BOOTSTRAP, "bootstrap")?,
+            dht_mode,
+            mdns: raw.mdns.unwrap_or(true),
+            upnp: raw.upnp.unwrap_or(false),
+            provide: raw.provide.unwrap_or(true),
+            http_gateways: http_gateways
+                .into_iter()
+                .map(|g| g.trim_end_matches('/').to_owned())
+                .collect(),
+            gateway_fetch: raw.gateway_fetch.unwrap_or(false),
+        })
+    }
+
+    /// A node for tests: loopback TCP on a free port, no bootstrap, no mDNS or UPnP, DHT
+    /// server (tests have no AutoNAT peers).
+    pub fn for_tests() -> IpfsConfig {
+        IpfsConfig {
+            enabled: true,
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr")],
+            bootstrap: Vec::new(),
+            dht_mode: DhtMode::Server,
+            mdns: false,
+            upnp: false,
+            provide: true,
+            http_gateways: Vec::new(),
+            gateway_fetch: false,
+        }
+    }
 }
 
 /// A byte size written as a number or a string like `"512 MiB"`.
@@ -132,6 +271,10 @@ impl Paths {
     pub fn config_file(&self) -> PathBuf {
         self.data_dir.join("musehub.toml")
     }
+    /// The IPFS node's Ed25519 key (protobuf-encoded libp2p keypair, mode 0600).
+    pub fn node_key(&self) -> PathBuf {
+        self.data_dir.join("node.key")
+    }
     pub fn tls(&self) -> crate::tls::TlsPaths {
         crate::tls::TlsPaths::in_dir(&self.data_dir)
     }
@@ -150,6 +293,7 @@ pub struct Config {
     pub public_url: String,
     /// How long shutdown waits for open requests.
     pub shutdown_grace: Duration,
+    pub ipfs: IpfsConfig,
 }
 
 /// The data directory from the flag, `$MUSEHUB_DATA`, or `./musehub-data`.
@@ -251,6 +395,7 @@ impl Config {
             },
             public_url,
             shutdown_grace: Duration::from_secs(10),
+            ipfs: IpfsConfig::validate(raw.ipfs.unwrap_or_default())?,
         })
     }
 
@@ -268,6 +413,9 @@ impl Config {
         )
         .expect("test defaults are valid");
         c.shutdown_grace = Duration::from_secs(2);
+        // Most tests exercise HTTP only; IPFS tests turn the node on with
+        // `IpfsConfig::for_tests()` so test hubs never find each other by accident.
+        c.ipfs.enabled = false;
         c
     }
 }
@@ -303,7 +451,43 @@ fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Resul
     if let Some(v) = get("MUSEHUB_PUBLIC_URL") {
         raw.public_url = Some(v);
     }
+    let ipfs = raw.ipfs.get_or_insert_with(RawIpfs::default);
+    let list = |v: String| -> Vec<String> {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    if let Some(v) = get("MUSEHUB_IPFS_ENABLED") {
+        ipfs.enabled = Some(parse_bool("MUSEHUB_IPFS_ENABLED", &v)?);
+    }
+    if let Some(v) = get("MUSEHUB_IPFS_LISTEN") {
+        ipfs.listen = Some(list(v));
+    }
+    if let Some(v) = get("MUSEHUB_IPFS_BOOTSTRAP") {
+        ipfs.bootstrap = Some(list(v));
+    }
+    if let Some(v) = get("MUSEHUB_IPFS_DHT_MODE") {
+        ipfs.dht_mode = Some(v);
+    }
+    if let Some(v) = get("MUSEHUB_IPFS_MDNS") {
+        ipfs.mdns = Some(parse_bool("MUSEHUB_IPFS_MDNS", &v)?);
+    }
+    if let Some(v) = get("MUSEHUB_IPFS_HTTP_GATEWAYS") {
+        ipfs.http_gateways = Some(list(v));
+    }
+    if let Some(v) = get("MUSEHUB_IPFS_GATEWAY_FETCH") {
+        ipfs.gateway_fetch = Some(parse_bool("MUSEHUB_IPFS_GATEWAY_FETCH", &v)?);
+    }
     Ok(())
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    Ok(match v {
+        "1" | "true" | "yes" => true,
+        "0" | "false" | "no" | "" => false,
+        _ => bail!("{name} must be true or false, not {v:?}"),
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction};
 
+pub mod blocks;
 pub mod content;
+pub mod published;
 pub mod repos;
 pub mod sessions;
 pub mod users;
@@ -22,6 +24,8 @@ pub mod users;
 const MIGRATIONS: &[&str] = &[
     include_str!("db/migrations/0001_init.sql"),
     include_str!("db/migrations/0002_sessions.sql"),
+    include_str!("db/migrations/0003_object_blocks.sql"),
+    include_str!("db/migrations/0004_published_blocks.sql"),
 ];
 
 /// How long a connection waits on a lock held by another before giving up. Writes are

@@ -23,12 +23,15 @@
 
 pub mod auth;
 pub mod bench;
+pub mod car;
 pub mod cids;
 pub mod cli;
 pub mod config;
+pub mod dagcbor;
 pub mod db;
 pub mod doctor;
 pub mod hub;
+pub mod ipfs;
 pub mod metrics;
 pub mod midi;
 pub mod muse;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::Hub;
+use crate::ipfs::{Node, node};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use crate::tls;
@@ -26,6 +27,7 @@ pub struct Server {
     addr: SocketAddr,
     tls: bool,
     hub: Hub,
+    node: Option<Node>,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -68,12 +70,33 @@ impl Server {
         } else {
             None
         };
+        let shutdown = CancellationToken::new();
+        let node = if config.ipfs.enabled {
+            let key = node::load_or_create_key(&config.paths.node_key())?;
+            Some(
+                Node::start(
+                    hub.clone(),
+                    config.ipfs.clone(),
+                    key,
+                    node::NodeOptions {
+                        data_dir: Some(config.paths.data_dir.clone()),
+                        public_urls: vec![config.public_url.clone()],
+                    },
+                    shutdown.child_token(),
+                )
+                .await
+                .context("starting the IPFS node")?,
+            )
+        } else {
+            None
+        };
         let state = AppState {
             hub: hub.clone(),
             ca_pem,
             started: Instant::now(),
             public_url: Arc::from(config.public_url.as_str()),
             db_path: Some(Arc::from(config.paths.db().as_path())),
+            node: node.clone(),
         };
         let app = web::router(state);
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -85,7 +108,6 @@ impl Server {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
         let task = if config.tls {
             let server_config = tls::server_config(&tls_paths)?;
             let token = shutdown.clone();
@@ -110,6 +132,7 @@ impl Server {
             addr,
             tls: config.tls,
             hub,
+            node,
             shutdown,
             task,
         })
@@ -130,6 +153,11 @@ impl Server {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The embedded IPFS node, when `[ipfs] enabled`.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
     }
 
     /// A token that stops the server when cancelled.

@@ -337,6 +337,20 @@ pub fn client_config_trusting(ca_pem: &str) -> Result<rustls::ClientConfig, Erro
         .with_no_client_auth())
 }
 
+/// A client configuration trusting the Mozilla root set compiled in from `webpki-roots`
+/// (no dependence on the system's CA bundle, which a minimal Pi image may lack): for public
+/// HTTPS servers such as trustless IPFS gateways.
+pub fn client_config_webpki() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` is cancelled.
 ///
 /// Each accepted connection gets its own task: a TLS handshake bounded by 10 s

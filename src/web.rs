@@ -24,6 +24,7 @@ use crate::hub::{self, Caller, Hub};
 use crate::{auth, wire};
 
 pub mod count;
+pub mod gateway;
 pub mod ui;
 
 /// Shared state of every handler.
@@ -37,6 +38,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// The SQLite file, for the node page's data usage.
     pub db_path: Option<Arc<std::path::Path>>,
+    /// The embedded IPFS node, when enabled.
+    pub node: Option<crate::ipfs::Node>,
 }
 
 /// An error answer: status plus a `{"detail": …}` body.
@@ -137,8 +140,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics_page))
         .route("/ca.crt", get(ca_cert))
+        .route("/api/node", get(node_info))
         .route("/o/{object_id}", get(object))
         .merge(wire_routes)
+        .merge(gateway::routes())
         .merge(ui::routes())
         .fallback(|headers: HeaderMap| async move {
             if ui::wants_html(&headers) {
@@ -218,11 +223,38 @@ async fn metrics_page(State(st): State<AppState>) -> Result<Response> {
         .read(content::counts)
         .await
         .map_err(hub::Error::from)?;
-    let text = st
+    let mut text = st
         .hub
         .metrics
         .render(objects, blocks, bytes, st.hub.db.readers_opened());
+    if let Some(node) = &st.node {
+        node.metrics().render(&node.status(), &mut text);
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// The IPFS node's identity and state as JSON (what `musehub node` prints).
+async fn node_info(State(st): State<AppState>) -> Result<Response> {
+    let Some(node) = &st.node else {
+        return Err(Error::new(
+            StatusCode::NOT_FOUND,
+            "this hub runs without its IPFS node ([ipfs] enabled = false)",
+        ));
+    };
+    let s = node.status();
+    let body = serde_json::json!({
+        "peer_id": node.peer_id().to_string(),
+        "ipns_name": crate::ipfs::ipns::name_to_string(&node.peer_id()),
+        "listen_addrs": node.dial_addrs().iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "external_addrs": s.external_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "peers": s.peers,
+        "dht_server": s.dht_server,
+        "routing_table": s.routing_table,
+        "provided": s.provided,
+        "provide_backlog": s.provide_backlog,
+        "last_provide": s.last_provide.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+    });
+    Ok(axum::Json(body).into_response())
 }
 
 async fn ca_cert(State(st): State<AppState>) -> Result<Response> {

@@ -8,15 +8,21 @@
 //! - `web_media`: raw bytes with HTTP Range across leaves, ETags, privacy, the MIDI piano roll.
 //! - `wire_endpoints`: every endpoint, auth, privacy, bad input, releases, tags.
 //! - `wire_replay`: the real Muse CLI's captured sessions replayed against the hub.
+//! - `gateway`: the trustless HTTP gateway `/ipfs/{cid}`: raw, CAR vectors, Range, privacy.
 //! - `unixfs_interop`: our UnixFS CIDs against the JS reference importer.
 //! - `cli`: the `musehub` binary as operators use it: init, users, tokens, repos, serve, doctor.
+//! - `ipfs`: musehub IPFS nodes on loopback: Bitswap, the DHT, privacy, a rogue peer.
+//! - `helia_interop`: Helia (js) against the hub: Bitswap both ways, same CIDs, IPNS, `musehub get`.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
 
 mod cli;
 mod crash;
+mod gateway;
 mod harness;
+mod helia_interop;
+mod ipfs;
 mod unixfs_interop;
 mod web_media;
 mod web_repo;
