@@ -55,6 +55,7 @@ use crate::wire;
 
 mod child;
 mod disk;
+mod ipfs;
 mod synth;
 mod ui;
 
@@ -110,6 +111,13 @@ pub struct Args {
     /// With --ui: how long each page is loaded, e.g. 10s.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub ui_duration: humantime::Duration,
+    /// Measure the IPFS node instead: idle RSS with the swarm running, Bitswap to a Helia
+    /// peer against Helia to Helia, gateway CAR speed (needs `npm ci --prefix tests/helia`).
+    #[arg(long)]
+    pub ipfs: bool,
+    /// With --ipfs: size of the one object sent, e.g. 100MB.
+    #[arg(long, default_value = "100MB", value_name = "SIZE")]
+    pub ipfs_size: String,
 }
 
 /// The temporary directory of one run, removed when dropped unless kept.
@@ -239,6 +247,9 @@ impl FilterFigures {
 pub fn run(_config: &Config, args: Args) -> Result<()> {
     if args.ui {
         return ui::run(&args);
+    }
+    if args.ipfs {
+        return ipfs::run(&args);
     }
     let size = parse_size(&args.size)?;
     let max_commit = parse_size(&args.max_commit)?;

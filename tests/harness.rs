@@ -452,8 +452,13 @@ pub fn musehub_cmd(dir: &std::path::Path) -> std::process::Command {
             cmd.env_remove(key);
         }
     }
+    // The IPFS node stays on (served hubs exercise it) but on loopback, with no bootstrap
+    // peers and no mDNS, so test hubs never reach out or find each other.
     cmd.arg("--data-dir")
         .arg(dir)
+        .env("MUSEHUB_IPFS_LISTEN", "/ip4/127.0.0.1/tcp/0")
+        .env("MUSEHUB_IPFS_BOOTSTRAP", "")
+        .env("MUSEHUB_IPFS_MDNS", "false")
         .stdin(std::process::Stdio::null());
     cmd
 }

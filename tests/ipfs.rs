@@ -280,3 +280,126 @@ async fn a_peer_sending_bad_blocks_is_penalised_and_dropped() {
         .expect("read");
     assert!(stored.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_resolves_the_hubs_ipns_name_to_its_index() {
+    let hub = ipfs_hub(&[]).await;
+    push_files(&hub, "alice/song", false, &[("a.mid", b"MThd public")]).await;
+    push_files(&hub, "bob/secret", true, &[("b.mid", b"MThd private")]).await;
+    let n = node(&hub);
+    // The push after start triggers a republish; wait for an index that lists the song.
+    let name = musehub::ipfs::ipns::name_to_string(&n.peer_id());
+    let start = std::time::Instant::now();
+    let index = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no index with alice/song"
+        );
+        let (s, b) = hub.get(&format!("/ipns/{name}?format=raw"), None).await;
+        if s.is_success() {
+            let v = musehub::dagcbor::decode(&b).expect("the index is DAG-CBOR");
+            let repos = v
+                .get("repos")
+                .and_then(|r| r.as_list())
+                .expect("repos")
+                .to_vec();
+            if !repos.is_empty() {
+                break v;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        index.get("type").and_then(|t| t.as_text()),
+        Some("musehub-index")
+    );
+    let repos = index.get("repos").and_then(|r| r.as_list()).expect("repos");
+    let names: Vec<_> = repos
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.get("owner").and_then(|v| v.as_text()).unwrap_or_default(),
+                r.get("slug").and_then(|v| v.as_text()).unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["alice/song"], "private repos stay out of the index");
+    // The signed record itself, valid under the hub's key.
+    let res = hub
+        .client
+        .get(hub.url(&format!("/ipns/{name}")))
+        .header("accept", "application/vnd.ipfs.ipns-record")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/vnd.ipfs.ipns-record"
+    );
+    let record = res.bytes().await.expect("body");
+    let v = musehub::ipfs::ipns::validate(&n.peer_id(), &record, std::time::SystemTime::now())
+        .expect("a valid record");
+    assert!(String::from_utf8_lossy(&v.value).starts_with("/ipfs/bafyrei"));
+    // Bad names are refused clearly.
+    let (s, _) = hub.get("/ipns/not-a-name", None).await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_configured_to_fetch_gets_missing_blocks_from_peers_but_never_private_ones() {
+    let a = ipfs_hub(&[]).await;
+    let stem = pattern(1024 * 1024 + 4096);
+    let secret = b"a private demo".to_vec();
+    push_files(
+        &a,
+        "alice/song",
+        false,
+        &[("stem.wav", &stem), ("s.txt", &secret)],
+    )
+    .await;
+    let a_addrs = addrs(&a).await;
+    let b = TestHub::spawn_with(move |c| {
+        c.ipfs = IpfsConfig::for_tests();
+        c.ipfs.gateway_fetch = true;
+        c.ipfs.bootstrap = a_addrs;
+    })
+    .await;
+    // B holds the same secret bytes in a private repo: they must stay a 404 on B.
+    push_files(&b, "bob/private", true, &[("s.txt", &secret)]).await;
+    wait_for("B to see A", Duration::from_secs(10), || {
+        !node(&b).bitswap().peers().is_empty()
+    })
+    .await;
+    let cid = object_cid(&stem);
+    let (s, car) = b.get(&format!("/ipfs/{cid}?format=car"), None).await;
+    assert_eq!(s, 200);
+    // Root + two leaves, each section prefixed by its CID.
+    assert!(car.len() > stem.len());
+    let (s, raw) = b
+        .get(
+            &format!(
+                "/ipfs/{}?format=raw",
+                Id::of(&stem[..1024 * 1024]).raw_cid()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(&raw[..], &stem[..1024 * 1024]);
+    let (s, _) = b
+        .get(
+            &format!("/ipfs/{}?format=raw", Id::of(&secret).raw_cid()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        s, 404,
+        "a private object of B is never fetched around its privacy"
+    );
+    // A hub not configured to fetch answers 404 for what it lacks.
+    let c = ipfs_hub(&[]).await;
+    let (s, _) = c.get(&format!("/ipfs/{cid}?format=raw"), None).await;
+    assert_eq!(s, 404);
+}

@@ -80,6 +80,11 @@ impl Hub {
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("MUSEHUB_LOG", "warn")
+            // The IPFS node on loopback only, alone: no bootstrap peers, no mDNS.
+            .env("MUSEHUB_IPFS_LISTEN", "/ip4/127.0.0.1/tcp/0")
+            .env("MUSEHUB_IPFS_BOOTSTRAP", "")
+            .env("MUSEHUB_IPFS_MDNS", "false")
+            .env("MUSEHUB_IPFS_DHT_MODE", "server")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

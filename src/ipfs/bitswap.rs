@@ -58,6 +58,9 @@ pub const BAD_BLOCKS_BEFORE_BAN: u32 = 8;
 /// How long a dropped peer is ignored.
 const BAN: Duration = Duration::from_secs(600);
 
+/// Wanted blocks read from the store at once for one peer's wantlist.
+const PARALLEL_READS: usize = 8;
+
 /// Block bytes batched into one outgoing message (a single larger block goes alone).
 const BATCH_BYTES: usize = 2 * 1024 * 1024;
 
@@ -356,8 +359,14 @@ impl Bitswap {
                 fresh.push((e.cid, merged));
             }
         }
-        for (cid, entry) in fresh {
-            let block = match self.shared.hub.public_block(&cid).await {
+        // Read several wanted blocks at once (a database row or a 1 MiB file each) and
+        // answer in want order.
+        let hub = &self.shared.hub;
+        let mut reads = futures_util::stream::iter(fresh)
+            .map(|(cid, entry)| async move { (cid, entry, hub.public_block(&cid).await) })
+            .buffered(PARALLEL_READS);
+        while let Some((cid, entry, read)) = reads.next().await {
+            let block = match read {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(target: "musehub::ipfs", %cid, error = %e, "reading a wanted block failed");

@@ -4,8 +4,10 @@
 //! Only local content is served, and only what [`Hub::public_block`] allows: a block that is
 //! absent or private is a 404 with the same body on every path (raw, CAR, file, HEAD), so
 //! private content is indistinguishable from absent content. A CID no block here can have
-//! (unsupported codec or hash function) is a 400 before any lookup. The gateway never fetches
-//! from other peers and never deserializes (strict trustless mode).
+//! (unsupported codec or hash function) is a 400 before any lookup. The gateway never
+//! deserializes (strict trustless mode), and fetches from other peers only when the operator
+//! sets `[ipfs] gateway_fetch` (raw and CAR answers; blocks of this hub's own private objects
+//! are never fetched around the privacy rule).
 //!
 //! Choices where the spec leaves room:
 //! - `format` beats `Accept`; in `Accept` the first `application/vnd.ipld.*` or
@@ -62,12 +64,14 @@ const CAR_TYPE: &str = "application/vnd.ipld.car";
 /// with 406.
 const NOT_PRODUCED: &[&str] = &["dag-json", "dag-cbor", "json", "cbor", "tar", "ipns-record"];
 
-/// The gateway's routes (`/ipns/` joins them later).
+/// The gateway's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ipfs/{cid}", get(ipfs))
         .route("/ipfs/{cid}/", get(ipfs))
         .route("/ipfs/{cid}/{*path}", get(ipfs_path))
+        .route("/ipns/{name}", get(ipns))
+        .route("/ipns/{name}/", get(ipns))
 }
 
 /// Query parameters the gateway reads; others are ignored.
@@ -124,16 +128,23 @@ async fn ipfs(
     headers: HeaderMap,
 ) -> Result<Response> {
     let cid = parse_cid(&cid)?;
-    let params = Query::<Params>::try_from_uri(&uri)
+    serve(&st, cid, &uri, &headers).await
+}
+
+/// Serves `cid` in the format the request asks for.
+async fn serve(st: &AppState, cid: Cid, uri: &Uri, headers: &HeaderMap) -> Result<Response> {
+    let params = Query::<Params>::try_from_uri(uri)
         .map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("query: {e}")))?
         .0;
-    let (format, from_accept) = negotiate(&params, &headers)?;
+    let (format, from_accept) = negotiate(&params, headers)?;
+    let fetch = st.node.as_ref().filter(|n| n.config().gateway_fetch);
     let req = Req {
         hub: &st.hub,
+        fetch,
         cid,
         path: uri.path(),
-        headers: &headers,
-        content_location: from_accept.then(|| content_location(&uri, &format)),
+        headers,
+        content_location: from_accept.then(|| content_location(uri, &format)),
     };
     match format {
         Format::Plain => req.plain().await,
@@ -144,6 +155,87 @@ async fn ipfs(
             req.car(dups, scope).await
         }
     }
+}
+
+const IPNS_RECORD: &str = "application/vnd.ipfs.ipns-record";
+
+/// `GET|HEAD /ipns/{name}`: the name's signed record (`?format=ipns-record` or that
+/// `Accept`), or the content its record points to, in any format `/ipfs/` serves. This
+/// hub's own name resolves from memory; other names through the DHT.
+async fn ipns(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let peer = crate::ipfs::ipns::parse_name(&name).map_err(|e| {
+        Error::new(
+            StatusCode::BAD_REQUEST,
+            format!("{name:?} is not an IPNS name (k51…, bafz… or 12D3Koo…): {e}"),
+        )
+    })?;
+    let Some(node) = &st.node else {
+        return Err(Error::new(
+            StatusCode::NOT_FOUND,
+            "this hub runs without its IPFS node, so it resolves no IPNS names",
+        ));
+    };
+    let (record, v) = node
+        .resolve_ipns(&peer)
+        .await
+        .map_err(|e| Error::new(StatusCode::NOT_FOUND, format!("/ipns/{name}: {e}")))?;
+    // Cache no longer than the record's TTL or its remaining validity.
+    let left = v
+        .validity
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let max_age = v.ttl.min(left).as_secs();
+    let params = Query::<Params>::try_from_uri(&uri)
+        .map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("query: {e}")))?
+        .0;
+    let wants_record = match params.format.as_deref() {
+        Some(f) => f == "ipns-record",
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains(IPNS_RECORD)),
+    };
+    if wants_record {
+        let mut res = Response::new(Body::from(record));
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(IPNS_RECORD));
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            header_value(&format!("attachment; filename=\"{name}.ipns-record\"")),
+        );
+        h.insert(
+            header::CACHE_CONTROL,
+            header_value(&format!("public, max-age={max_age}")),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        return Ok(res);
+    }
+    let value = String::from_utf8_lossy(&v.value).into_owned();
+    let target = value
+        .strip_prefix("/ipfs/")
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| {
+            Error::new(
+                StatusCode::NOT_FOUND,
+                format!("/ipns/{name} points to {value:?}, which this gateway does not follow"),
+            )
+        })?;
+    let cid = parse_cid(target)?;
+    let mut res = serve(&st, cid, &uri, &headers).await?;
+    // Mutable: the name may point elsewhere after its TTL.
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header_value(&format!("public, max-age={max_age}")),
+    );
+    Ok(res)
 }
 
 /// `GET|HEAD /ipfs/{cid}/{path}`: paths are not resolved (see the module notes).
@@ -334,6 +426,8 @@ fn content_location(uri: &Uri, format: &Format) -> String {
 /// One gateway request being answered.
 struct Req<'a> {
     hub: &'a Hub,
+    /// The IPFS node when `[ipfs] gateway_fetch` lets the gateway fetch what it lacks.
+    fetch: Option<&'a crate::ipfs::Node>,
     cid: Cid,
     /// The request path as sent (`X-Ipfs-Path`).
     path: &'a str,
@@ -344,8 +438,7 @@ struct Req<'a> {
 impl Req<'_> {
     /// The root block, or the 404 every absent or private block gets.
     async fn root(&self) -> Result<Bytes> {
-        self.hub
-            .public_block(&self.cid)
+        block(self.hub, self.fetch, &self.cid)
             .await?
             .ok_or_else(|| Error::new(StatusCode::NOT_FOUND, "block not found on this hub"))
     }
@@ -490,6 +583,7 @@ impl Req<'_> {
         };
         let walk = Walk {
             hub: self.hub.clone(),
+            fetch: self.fetch.cloned(),
             stack: vec![(self.cid, 0)],
             root: Some(root),
             seen: HashSet::new(),
@@ -662,9 +756,44 @@ fn next(cid: &Cid, data: &[u8], offset: u64, scope: WalkScope) -> Next {
     Next::Children(out)
 }
 
+/// A public block of this hub, or, when the gateway may fetch (`fetch` is set), a block this
+/// hub does not hold as part of any repo, from the network (peers, the DHT, HTTP gateways;
+/// verified). A block of a private object is never fetched around the privacy rule: it stays
+/// a 404 like any private block.
+async fn block(
+    hub: &Hub,
+    fetch: Option<&crate::ipfs::Node>,
+    cid: &Cid,
+) -> hub::Result<Option<Bytes>> {
+    if let Some(b) = hub.public_block(cid).await? {
+        return Ok(Some(b));
+    }
+    let Some(node) = fetch else {
+        return Ok(None);
+    };
+    let Ok(BlockKey::Sha256(digest)) = hub::block_key(cid) else {
+        return Ok(None);
+    };
+    if hub
+        .db
+        .read(move |c| crate::db::published::in_any_object(c, &digest))
+        .await?
+    {
+        return Ok(None);
+    }
+    match node.fetch_block(cid).await {
+        Ok((b, _)) => Ok(Some(b)),
+        Err(e) => {
+            tracing::debug!(target: "musehub::web", %cid, error = %e, "gateway fetch failed");
+            Ok(None)
+        }
+    }
+}
+
 /// A CAR being streamed: a depth-first pre-order walk, one block read at a time.
 struct Walk {
     hub: Hub,
+    fetch: Option<crate::ipfs::Node>,
     /// Blocks still to visit (popped from the end), with their first file byte offset.
     stack: Vec<(Cid, u64)>,
     /// The root block, read before answering (to give a 404 instead of an empty CAR).
@@ -699,7 +828,7 @@ impl Walk {
             }
             let data = match self.root.take() {
                 Some(data) => data,
-                None => match self.hub.public_block(&cid).await {
+                None => match block(&self.hub, self.fetch.as_ref(), &cid).await {
                     Ok(Some(data)) => data,
                     Ok(None) => {
                         tracing::debug!(target: "musehub::web", block = %cid, "CAR ends early: block not available");

@@ -62,7 +62,15 @@ function log(msg = '') {
 function hubEnv(extra = {}) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MUSEHUB_')) env[k] = v;
-  return { ...env, MUSEHUB_LOG: 'warn', ...extra };
+  // The IPFS node on loopback only, with no bootstrap peers and no mDNS.
+  return {
+    ...env,
+    MUSEHUB_LOG: 'warn',
+    MUSEHUB_IPFS_LISTEN: '/ip4/127.0.0.1/tcp/0',
+    MUSEHUB_IPFS_BOOTSTRAP: '',
+    MUSEHUB_IPFS_MDNS: 'false',
+    ...extra,
+  };
 }
 
 /** Runs `musehub --data-dir DIR ARGS…` to completion and returns its stdout. */
