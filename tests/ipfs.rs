@@ -403,3 +403,38 @@ async fn a_gateway_configured_to_fetch_gets_missing_blocks_from_peers_but_never_
     let (s, _) = c.get(&format!("/ipfs/{cid}?format=raw"), None).await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_reachable_peer_the_hub_still_starts_and_serves() {
+    // Bootstrap peers that refuse connections (nothing listens on port 1), as on a Pi
+    // whose internet is down.
+    let unreachable: Multiaddr = format!(
+        "/ip4/127.0.0.1/tcp/1/p2p/{}",
+        libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    )
+    .parse()
+    .expect("multiaddr");
+    let hub = ipfs_hub(&[unreachable]).await;
+    push_files(&hub, "alice/song", false, &[("a.mid", b"MThd offline")]).await;
+    let (s, _) = hub.get("/health", None).await;
+    assert_eq!(s, 200);
+    let cid = Id::of(b"MThd offline").raw_cid();
+    let (s, body) = hub.get(&format!("/ipfs/{cid}?format=raw"), None).await;
+    assert_eq!((s.as_u16(), &body[..]), (200, &b"MThd offline"[..]));
+    // The announcement waits in the backlog for a peer; /metrics says so.
+    wait_for("the root to be queued", Duration::from_secs(10), || {
+        node(&hub).status().provided >= 1
+    })
+    .await;
+    let (s, metrics) = hub.get("/metrics", None).await;
+    assert_eq!(s, 200);
+    let text = String::from_utf8_lossy(&metrics);
+    assert!(text.contains("musehub_ipfs_peers 0"), "{text}");
+    assert!(text.contains("musehub_dht_provide_backlog"), "{text}");
+    assert!(
+        text.contains("musehub_dht_last_provide_timestamp_seconds 0"),
+        "{text}"
+    );
+}

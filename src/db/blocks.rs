@@ -35,10 +35,9 @@ pub fn owner_may_read(conn: &Connection, digest: &Id, owner_id: i64) -> Result<b
 /// The one visibility query. `holders` lists every repo that holds the block through some
 /// object; the block is visible when one of them is public (or owned by `owner_id`), or when
 /// the hub published it.
-fn block_visible(conn: &Connection, digest: &Id, owner_id: Option<i64>) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "WITH holders(repo_id) AS (
+/// Whether a block is published by the hub, or belongs to an object held by a public repo
+/// (or by a repo of `?2`). Only index lookups (checked by a test of its query plan).
+const BLOCK_VISIBLE: &str = "WITH holders(repo_id) AS (
                  SELECT ro.repo_id FROM repo_objects ro
                  WHERE ro.object_id IN (
                      SELECT object_id FROM objects WHERE object_id = ?1 AND root IS NULL
@@ -50,8 +49,11 @@ fn block_visible(conn: &Connection, digest: &Id, owner_id: Option<i64>) -> Resul
              UNION ALL
              SELECT 1 FROM holders h JOIN repos r ON r.id = h.repo_id
              WHERE r.visibility = 'public' OR r.owner_id = ?2
-             LIMIT 1",
-        )?
+             LIMIT 1";
+
+fn block_visible(conn: &Connection, digest: &Id, owner_id: Option<i64>) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(BLOCK_VISIBLE)?
         .exists(params![&digest.0[..], owner_id])?)
 }
 
@@ -266,22 +268,7 @@ mod tests {
         let (_dir, db, ..) = fixture();
         let plan: Vec<String> = db
             .read_blocking(|c| {
-                let mut st = c.prepare(
-                    "EXPLAIN QUERY PLAN
-                     WITH holders(repo_id) AS (
-                         SELECT ro.repo_id FROM repo_objects ro
-                         WHERE ro.object_id IN (
-                             SELECT object_id FROM objects WHERE object_id = ?1 AND root IS NULL
-                             UNION ALL
-                             SELECT object_id FROM object_blocks WHERE digest = ?1
-                         )
-                     )
-                     SELECT 1 FROM published_blocks WHERE digest = ?1
-                     UNION ALL
-                     SELECT 1 FROM holders h JOIN repos r ON r.id = h.repo_id
-                     WHERE r.visibility = 'public' OR r.owner_id = ?2
-                     LIMIT 1",
-                )?;
+                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {BLOCK_VISIBLE}"))?;
                 let rows = st.query_map(params![&[0u8; 32][..], None::<i64>], |r| {
                     r.get::<_, String>(3)
                 })?;

@@ -122,6 +122,12 @@ pub(crate) struct Inner {
     pub(crate) public_urls: Vec<String>,
 }
 
+impl Inner {
+    fn status_mut(&self) -> std::sync::MutexGuard<'_, NodeStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Where a node keeps state and how it is reached over HTTP.
 #[derive(Debug, Clone, Default)]
 pub struct NodeOptions {
@@ -254,11 +260,7 @@ impl Node {
     }
 
     pub fn status(&self) -> NodeStatus {
-        self.inner
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.status_mut().clone()
     }
 
     pub fn metrics(&self) -> &IpfsMetrics {
@@ -367,6 +369,7 @@ fn build_swarm(keypair: &identity::Keypair, config: &IpfsConfig) -> Result<Swarm
     let upnp_on = config.upnp;
     let mdns_on = config.mdns;
     let dht_mode = config.dht_mode;
+    let no_bootstrap = config.bootstrap.is_empty();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
         .with_tcp(
@@ -390,6 +393,11 @@ fn build_swarm(keypair: &identity::Keypair, config: &IpfsConfig) -> Result<Swarm
                 .set_provider_record_ttl(Some(PROVIDER_TTL))
                 .set_provider_publication_interval(Some(PROVIDER_REPUBLISH))
                 .set_query_timeout(Duration::from_secs(60));
+            if no_bootstrap {
+                // Nothing to refresh the routing table from (a LAN-only hub, tests): kad's
+                // periodic bootstrap would only warn every few minutes.
+                kad_config.set_periodic_bootstrap_interval(None);
+            }
             let store_config = kad::store::MemoryStoreConfig {
                 max_provided_keys: 1 << 20,
                 max_records: 4096,
@@ -552,12 +560,7 @@ impl EventLoop {
             .kbuckets()
             .map(|b| b.num_entries())
             .sum();
-        let mut status = self
-            .node
-            .inner
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut status = self.node.inner.status_mut();
         status.listen_addrs = swarm.listeners().cloned().collect();
         status.external_addrs = swarm.external_addresses().cloned().collect();
         status.peers = swarm.connected_peers().count();
@@ -728,14 +731,7 @@ impl EventLoop {
                     match r {
                         Ok(_) if reached > 0 => {
                             self.node.inner.metrics.provides.add(1);
-                            let mut status = self
-                                .node
-                                .inner
-                                .status
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner());
-                            status.last_provide = Some(SystemTime::now());
-                            drop(status);
+                            self.node.inner.status_mut().last_provide = Some(SystemTime::now());
                             self.node
                                 .inner
                                 .metrics
