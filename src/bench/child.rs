@@ -138,13 +138,22 @@ impl Hub {
 
     /// Peak resident set size so far, in KiB (`VmHWM`).
     pub(super) fn peak_rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmHWM")
+    }
+
+    /// Resident set size now, in KiB (`VmRSS`).
+    pub(super) fn rss_kib(&self) -> Result<u64> {
+        self.proc_status_kib("VmRSS")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .context("reading the hub's /proc status")?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmHWM in /proc status")
+            .with_context(|| format!("no {field} in /proc status"))
     }
 
     /// CPU time the hub has used so far (user + system, all threads), in seconds.

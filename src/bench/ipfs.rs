@@ -70,15 +70,6 @@ fn object_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn current_rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc status")
-}
-
 pub(super) fn run(args: &super::Args) -> Result<()> {
     let size = crate::config::parse_size(&args.ipfs_size)? as usize;
     ensure!(size > 0, "--ipfs-size must be more than 0");
@@ -98,7 +89,7 @@ pub(super) fn run(args: &super::Args) -> Result<()> {
     ));
     let (mut hub, token) = child::hub_with_owner(&exe, &hub_dir, OWNER)?;
     std::thread::sleep(Duration::from_secs(3));
-    let idle_rss = current_rss_kib(hub.pid())?;
+    let idle_rss = hub.rss_kib()?;
     progress(format!(
         "      idle RSS with the swarm running: {:.1} MB",
         idle_rss as f64 / 1024.0

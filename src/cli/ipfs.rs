@@ -149,8 +149,8 @@ pub(super) fn get(config: &Config, args: GetArgs) -> Result<()> {
         for p in peers {
             node.dial(p).await?;
         }
-        // Give dialled peers a moment to identify so Bitswap knows them.
-        wait_for_peers(&node, Duration::from_secs(3)).await;
+        // Peers still identifying are asked as they come: the fetch keeps asking new
+        // Bitswap peers until it finds the block or nobody is left.
         let result = tokio::time::timeout(args.timeout, fetch_to(&node, &cid, args.out)).await;
         shutdown.cancel();
         match result {
@@ -161,19 +161,6 @@ pub(super) fn get(config: &Config, args: GetArgs) -> Result<()> {
             ),
         }
     })
-}
-
-async fn wait_for_peers(node: &Node, max: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < max && node.bitswap().peers().is_empty() {
-        if node.status().peers == 0 && node.config().bootstrap.is_empty() {
-            // Nobody was dialled: nothing to wait for.
-            if start.elapsed() > Duration::from_millis(200) {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn fetch_to(node: &Node, cid: &cid::Cid, out: Option<PathBuf>) -> Result<()> {

@@ -104,9 +104,8 @@ pub async fn publish_once(node: &Node, data_dir: &Path) -> Result<Cid> {
         .ipns_record
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some(record.clone());
-    let mut r = kad::Record::new(ipns::record_key(&node.peer_id()), record);
-    r.expires = None;
-    node.put_record(r).await?;
+    node.put_record(kad::Record::new(ipns::record_key(&node.peer_id()), record))
+        .await?;
     node.inner.metrics.ipns_published.add(1);
     Ok(cid)
 }
