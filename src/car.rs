@@ -38,6 +38,17 @@ pub fn section_prefix(cid: &Cid, data_len: usize) -> Vec<u8> {
     out
 }
 
+/// The length of `v` as a minimal unsigned varint.
+fn uvarint_len(v: u64) -> u64 {
+    let mut n = 1;
+    let mut v = v >> 7;
+    while v > 0 {
+        n += 1;
+        v >>= 7;
+    }
+    n
+}
+
 /// An unsigned LEB128 varint.
 fn uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -77,6 +88,10 @@ pub struct CarReader<R> {
     inner: BufReader<R>,
     roots: Vec<Cid>,
     max_section: usize,
+    /// Bytes consumed so far (only minimal varints are accepted, so this is exact).
+    offset: u64,
+    /// Where the data of the block last returned starts in the archive.
+    data_offset: u64,
 }
 
 impl<R: AsyncRead + Unpin> CarReader<R> {
@@ -101,7 +116,14 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
             inner,
             roots,
             max_section,
+            offset: uvarint_len(len) + len,
+            data_offset: 0,
         })
+    }
+
+    /// Where the data of the block last returned by [`CarReader::next_block`] starts.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
     }
 
     /// The header's roots (informational: clients must not rely on them).
@@ -131,6 +153,8 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
             Cid::read_bytes(&mut rest).map_err(|e| Error::BadSection(format!("bad CID: {e}")))?;
         let cid_len = buf.len() - rest.len();
         buf.drain(..cid_len);
+        self.data_offset = self.offset + uvarint_len(len) + cid_len as u64;
+        self.offset += uvarint_len(len) + len;
         Ok(Some((cid, buf)))
     }
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, Overrides};
 
 mod admin;
+mod dag;
 mod ipfs;
 mod serve;
 
@@ -86,8 +87,78 @@ pub enum Command {
         #[arg(long, default_value = "5m", value_name = "DURATION")]
         timeout: humantime::Duration,
     },
+    /// Export or import a repo's history as a CAR file (the IPFS archive format).
+    #[command(subcommand)]
+    Car(CarCommand),
+    /// Make a working copy of a repo for the Muse CLI without using any hub's wire API:
+    /// from a hub's CAR download (no 64 MiB limit), a CAR file, a commit CID or an IPNS name
+    /// (fetched from IPFS peers).
+    Clone {
+        /// https://hub/owner/slug, a .car file, a commit CID (bafyrei…), or
+        /// /ipns/<hub name>[/owner/slug]
+        from: String,
+        /// The new directory.
+        dir: PathBuf,
+        /// An IPFS peer to ask directly, e.g. /ip4/192.168.1.20/tcp/4001/p2p/12D3Koo… (repeatable).
+        #[arg(long = "peer", value_name = "MULTIADDR")]
+        peers: Vec<String>,
+        /// Give up after this long (IPFS sources).
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        timeout: humantime::Duration,
+    },
+    /// Bring a cloned repo up to date from its hub through the hub's CAR download (for
+    /// updates too big for `muse pull`).
+    Pull {
+        /// The repository's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Check a commit with only its CID and a publisher's key: every block's hash, the Muse
+    /// ids, and a ref-state signed by that key that covers the commit. Exits non-zero on any
+    /// failure.
+    Verify {
+        /// The commit CID (bafyrei…).
+        commit: String,
+        /// The publisher's key: a peer id (12D3Koo…) or 64 hex characters of an Ed25519 key.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// Read the blocks from this CAR file instead of IPFS.
+        #[arg(long, value_name = "FILE")]
+        car: Option<PathBuf>,
+        /// An IPFS peer to ask directly (repeatable).
+        #[arg(long = "peer", value_name = "MULTIADDR")]
+        peers: Vec<String>,
+        /// Give up after this long.
+        #[arg(long, default_value = "5m", value_name = "DURATION")]
+        timeout: humantime::Duration,
+    },
     /// Measure push, fetch and lookup speed on this machine and print the figures.
     Bench(crate::bench::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CarCommand {
+    /// Write a commit (and with --history, all its ancestors) to a CAR file.
+    Export {
+        /// The repository, OWNER/NAME.
+        repo: String,
+        /// A branch, commit id or commit CID [default: the default branch].
+        rev: Option<String>,
+        /// The file to write.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Include every ancestor commit.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Check every block of a CAR file and import its history into a repo.
+    Import {
+        /// The CAR file.
+        file: PathBuf,
+        /// The repository, OWNER/NAME [default: the one its ref-states name].
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: Option<String>,
+    },
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -189,6 +260,53 @@ pub fn run(cli: Cli) -> Result<()> {
                 timeout: timeout.into(),
             },
         ),
+        Command::Car(CarCommand::Export {
+            repo,
+            rev,
+            output,
+            history,
+        }) => dag::car_export(&config, &repo, rev.as_deref(), &output, history),
+        Command::Car(CarCommand::Import { file, repo }) => {
+            dag::car_import(&config, &file, repo.as_deref())
+        }
+        Command::Clone {
+            from,
+            dir,
+            peers,
+            timeout,
+        } => dag::clone(
+            &config,
+            &from,
+            &dir,
+            dag::NetArgs {
+                peers,
+                timeout: timeout.into(),
+            },
+        ),
+        Command::Pull { dir } => dag::pull(&dir),
+        Command::Verify {
+            commit,
+            key,
+            car,
+            peers,
+            timeout,
+        } => {
+            let ok = dag::verify(
+                &config,
+                &commit,
+                &key,
+                car.as_deref(),
+                dag::NetArgs {
+                    peers,
+                    timeout: timeout.into(),
+                },
+            )?;
+            if ok {
+                Ok(())
+            } else {
+                bail!("the commit did not verify")
+            }
+        }
         Command::Bench(args) => crate::bench::run(&config, args),
     }
 }

@@ -25,7 +25,12 @@ use crate::wire::{self, Fields};
 use crate::{auth, muse};
 
 mod blocks;
+mod car;
+pub(crate) mod dag;
+mod import;
 pub use blocks::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
+pub use car::CarPlan;
+pub use import::ImportReport;
 
 /// Limits a hub applies to requests and answers.
 #[derive(Debug, Clone)]
@@ -50,6 +55,8 @@ pub struct Hub {
     /// Visibility of a repo created by its owner's first push.
     pub default_visibility: Visibility,
     pub metrics: Arc<Metrics>,
+    /// The hub's Ed25519 key (its IPFS node key): signs every ref-state.
+    pub signer: libp2p::identity::Keypair,
 }
 
 /// Why a request was refused or failed. [`crate::web`] maps each to an HTTP status.
@@ -269,7 +276,11 @@ impl Hub {
             self.store_bundle_objects(repo, &pack.objects).await?;
         }
         let repo = repo.clone();
-        let outcome = self.db.write(move |tx| apply_push(tx, &repo, pack)).await?;
+        let key = self.signer.clone();
+        let outcome = self
+            .db
+            .write(move |tx| apply_push(tx, &repo, pack, &key))
+            .await?;
         Ok(outcome)
     }
 
@@ -833,7 +844,12 @@ fn branch_field(raw: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn apply_push(tx: &rusqlite::Transaction<'_>, repo: &Repo, pack: Pack) -> Result<Value> {
+fn apply_push(
+    tx: &rusqlite::Transaction<'_>,
+    repo: &Repo,
+    pack: Pack,
+    key: &libp2p::identity::Keypair,
+) -> Result<Value> {
     let rid = repo.id;
     let tip = pack.tip(branch_field)?;
     let pack_commits: HashMap<Id, &CommitRow> =
@@ -907,6 +923,17 @@ fn apply_push(tx: &rusqlite::Transaction<'_>, repo: &Repo, pack: Pack) -> Result
         tracing::warn!(target: "musehub::hub", repo = %format!("{}/{}", repo.owner, repo.slug), commit = %c, parent = %missing, "accepted commit whose parent this hub has never seen (shallow history)");
         content::add_shallow(tx, rid, c, missing)?;
     }
+    // The history DAG: a node for every new commit and snapshot (and a refused push if a
+    // record cannot become one), then the signed branch move.
+    for (sid, _, _) in &pack.snapshots {
+        dag::snapshot_node(tx, sid)?;
+    }
+    for (c, _) in &pack.commits {
+        dag::commit_node(tx, &c.commit_id)?;
+    }
+    if old != Some(tip) {
+        dag::append_ref_state(tx, repo, &pack.branch, &tip, key)?;
+    }
     repos::set_branch(tx, rid, &pack.branch, &tip)?;
     repos::touch_pushed(tx, rid)?;
     if !had_branches {
@@ -954,7 +981,7 @@ fn reaches(
 }
 
 /// Pack commits with parents before children (Kahn's algorithm; ties keep pack order).
-fn topo_order(commits: &[(CommitRow, Vec<u8>)]) -> Vec<&(CommitRow, Vec<u8>)> {
+pub(crate) fn topo_order(commits: &[(CommitRow, Vec<u8>)]) -> Vec<&(CommitRow, Vec<u8>)> {
     let index: HashMap<Id, usize> = commits
         .iter()
         .enumerate()
@@ -1110,7 +1137,7 @@ fn plan_fetch(
         return Err(Error::AnswerTooLarge {
             size: len,
             cap,
-            hint: "fetch fewer commits at a time (pull after each push), or copy the repository with a CAR export",
+            hint: "clone or pull it with `musehub clone <hub url>/<owner>/<repo> <dir>` (or `musehub pull` in an existing clone), which has no size limit",
         });
     }
     Ok(FetchPlan {

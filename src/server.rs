@@ -44,13 +44,18 @@ pub fn open_hub(config: &Config) -> Result<Hub> {
         .with_context(|| format!("opening {}", config.paths.db().display()))?;
     let store = Store::open(db.clone(), &config.paths.blocks())
         .with_context(|| format!("opening block store {}", config.paths.blocks().display()))?;
-    Ok(Hub {
+    let signer = node::load_or_create_key(&config.paths.node_key())?;
+    let hub = Hub {
         db,
         store,
         limits: config.limits.clone(),
         default_visibility: config.default_visibility,
         metrics: Arc::new(Metrics::default()),
-    })
+        signer,
+    };
+    hub.backfill_dag()
+        .context("building the DAG nodes of existing history")?;
+    Ok(hub)
 }
 
 impl Server {
@@ -72,7 +77,7 @@ impl Server {
         };
         let shutdown = CancellationToken::new();
         let node = if config.ipfs.enabled {
-            let key = node::load_or_create_key(&config.paths.node_key())?;
+            let key = hub.signer.clone();
             Some(
                 Node::start(
                     hub.clone(),

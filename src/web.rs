@@ -23,6 +23,7 @@ use crate::db::content;
 use crate::hub::{self, Caller, Hub};
 use crate::{auth, wire};
 
+pub mod car;
 pub mod count;
 pub mod gateway;
 pub mod ui;

@@ -72,12 +72,21 @@ pub struct HeliaServer {
 
 impl HeliaServer {
     pub async fn start(files: &[&Path]) -> HeliaServer {
+        Self::spawn("serve", "--file", files).await
+    }
+
+    /// A Helia node holding every block of these CAR files (checked against their CIDs).
+    pub async fn serve_car(cars: &[&Path]) -> HeliaServer {
+        Self::spawn("serve-car", "--car", cars).await
+    }
+
+    async fn spawn(mode: &str, flag: &str, paths: &[&Path]) -> HeliaServer {
         let mut cmd = tokio::process::Command::new(helia_node());
         cmd.arg(helia_script("helia.mjs"))
-            .arg("serve")
+            .arg(mode)
             .args(["--timeout-ms", "600000"]);
-        for f in files {
-            cmd.arg("--file").arg(f);
+        for f in paths {
+            cmd.arg(flag).arg(f);
         }
         let mut child = cmd
             .stdin(Stdio::piped())

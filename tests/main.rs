@@ -13,12 +13,14 @@
 //! - `cli`: the `musehub` binary as operators use it: init, users, tokens, repos, serve, doctor.
 //! - `ipfs`: musehub IPFS nodes on loopback: Bitswap, the DHT, privacy, a rogue peer.
 //! - `helia_interop`: Helia (js) against the hub: Bitswap both ways, same CIDs, IPNS, `musehub get`.
+//! - `dag`: the history DAG: CAR export/import, clone (hub, CAR, Helia), pull, verify, bad CARs.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
 
 mod cli;
 mod crash;
+mod dag;
 mod gateway;
 mod harness;
 mod helia_interop;

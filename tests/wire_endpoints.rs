@@ -452,7 +452,7 @@ async fn fetch_over_the_cli_cap_is_refused_with_an_explanation() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let d = detail(&b);
     assert!(
-        d.contains("over the 100000-byte limit") && d.contains("fetch fewer commits"),
+        d.contains("over the 100000-byte limit") && d.contains("musehub clone"),
         "{d}"
     );
 }

@@ -8,8 +8,8 @@
 //! then indistinguishable from absent content.
 //!
 //! Every visibility question goes through one query ([`block_visible`]) built around a
-//! `holders(repo_id)` set. Commit and snapshot DAG-CBOR nodes (a later issue) add one
-//! `UNION ALL` branch there (e.g. through `repo_commits`), and nothing else changes.
+//! `holders(repo_id)` set: repos holding the block through an object, through a commit or
+//! snapshot whose DAG-CBOR node it is (`dag_blocks`), or through their ref-state chain.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -44,6 +44,16 @@ const BLOCK_VISIBLE: &str = "WITH holders(repo_id) AS (
                      UNION ALL
                      SELECT object_id FROM object_blocks WHERE digest = ?1
                  )
+                 UNION ALL
+                 SELECT rc.repo_id FROM dag_blocks d JOIN repo_commits rc
+                     ON rc.commit_id = d.muse_id
+                 WHERE d.digest = ?1 AND d.kind = 'commit'
+                 UNION ALL
+                 SELECT rs.repo_id FROM dag_blocks d JOIN repo_snapshots rs
+                     ON rs.snapshot_id = d.muse_id
+                 WHERE d.digest = ?1 AND d.kind = 'snapshot'
+                 UNION ALL
+                 SELECT repo_id FROM ref_states WHERE digest = ?1
              )
              SELECT 1 FROM published_blocks WHERE digest = ?1
              UNION ALL
@@ -279,6 +289,12 @@ mod tests {
         assert!(!text.contains("SCAN ro"), "{text}");
         assert!(!text.contains("SCAN object_blocks"), "{text}");
         assert!(text.contains("repo_objects_by_object"), "{text}");
+        for table in ["rc", "rs", "d", "ref_states"] {
+            assert!(!text.contains(&format!("SCAN {table}")), "{text}");
+        }
+        assert!(text.contains("repo_commits_by_commit"), "{text}");
+        assert!(text.contains("repo_snapshots_by_snapshot"), "{text}");
+        assert!(text.contains("ref_states_by_digest"), "{text}");
     }
 
     #[test]

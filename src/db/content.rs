@@ -225,6 +225,35 @@ pub fn repo_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<Option<C
         .optional()?)
 }
 
+/// A commit the hub holds in any repo, without its raw record.
+pub fn commit_row(conn: &Connection, cid: &Id) -> Result<Option<CommitRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT snapshot_id, parent1, parent2, message, committed_at, author
+             FROM commits WHERE commit_id = ?1",
+        )?
+        .query_row(params![&cid.0[..]], |r| {
+            let snap: Vec<u8> = r.get(0)?;
+            let parents = [
+                r.get::<_, Option<Vec<u8>>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Id::from_slice(&p))
+            .collect();
+            Ok(CommitRow {
+                commit_id: *cid,
+                snapshot_id: Id::from_slice(&snap).unwrap_or(Id([0; 32])),
+                parents,
+                message: r.get(3)?,
+                committed_at: r.get(4)?,
+                author: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
 pub fn commit_raw(conn: &Connection, cid: &Id) -> Result<Option<Vec<u8>>> {
     Ok(conn
         .prepare_cached("SELECT raw FROM commits WHERE commit_id = ?1")?

@@ -31,13 +31,15 @@ pub fn is_published(conn: &Connection, digest: &Id) -> Result<bool> {
         .exists([&digest.0[..]])?)
 }
 
-/// Whether a block is (part of) any object, public or not: the gateway never fetches such a
+/// Whether a block is (part of) any object, history node or ref-state, public or not: the gateway never fetches such a
 /// block from the network, so a private object's CID cannot be served by going around it.
 pub fn in_any_object(conn: &Connection, digest: &Id) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM objects WHERE object_id = ?1
-             UNION ALL SELECT 1 FROM object_blocks WHERE digest = ?1 LIMIT 1",
+             UNION ALL SELECT 1 FROM object_blocks WHERE digest = ?1
+             UNION ALL SELECT 1 FROM dag_blocks WHERE digest = ?1
+             UNION ALL SELECT 1 FROM ref_states WHERE digest = ?1 LIMIT 1",
         )?
         .exists([&digest.0[..]])?)
 }

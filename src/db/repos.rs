@@ -244,3 +244,15 @@ pub fn release(conn: &Connection, repo_id: i64, tag: &str) -> Result<Option<Rele
         })
         .optional()?)
 }
+
+pub fn set_domain(conn: &Connection, repo_id: i64, domain: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE repos SET domain = ?2 WHERE id = ?1")?
+        .execute(params![repo_id, domain])?;
+    Ok(())
+}
+
+pub fn uuid_taken(conn: &Connection, uuid: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM repos WHERE uuid = ?1")?
+        .exists([uuid])?)
+}

@@ -9,7 +9,8 @@
 //! { "type": "musehub-index", "version": 1, "peer_id": "12D3Koo…", "urls": ["https://…"],
 //!   "addrs": ["/ip4/…/tcp/4001/p2p/12D3Koo…"], "updated": "2026-11-24T10:00:00Z",
 //!   "repos": [ { "owner": "alice", "slug": "song", "default_branch": "main",
-//!                "branches": { "main": "<64-hex Muse commit id>" } } ],
+//!                "branches": { "main": "<64-hex Muse commit id>" },
+//!                "heads": { "main": <commit CID link> }, "ref_state": <newest ref-state link> } ],
 //!   "truncated": false }
 //! ```
 
@@ -161,8 +162,13 @@ async fn build_index(node: &Node) -> Result<Value> {
                 if r.visibility != repos::Visibility::Public {
                     continue;
                 }
-                let branches = repos::branches(c, r.id)?;
-                out.push((r, branches));
+                let mut branches = Vec::new();
+                for (name, head) in repos::branches(c, r.id)? {
+                    let cid = db::dag::commit_cid(c, &head)?;
+                    branches.push((name, head, cid));
+                }
+                let state = db::dag::last_ref_state(c, r.id)?.map(|s| s.cid);
+                out.push((r, branches, state));
             }
             Ok::<_, db::Error>(out)
         })
@@ -175,8 +181,12 @@ async fn build_index(node: &Node) -> Result<Value> {
     let mut repos_v = Vec::new();
     let mut size = 0usize;
     let mut truncated = false;
-    for (r, branches) in list {
-        let entry = Value::map([
+    for (r, branches, state) in list {
+        let link = |b: &[u8]| Cid::try_from(b).ok().map(Value::link);
+        let heads = branches
+            .iter()
+            .filter_map(|(name, _, cid)| Some((name.clone(), link(cid.as_deref()?)?)));
+        let mut entry = Value::map([
             ("owner", Value::text(r.owner)),
             ("slug", Value::text(r.slug)),
             ("default_branch", Value::text(r.default_branch)),
@@ -184,11 +194,15 @@ async fn build_index(node: &Node) -> Result<Value> {
                 "branches",
                 Value::map(
                     branches
-                        .into_iter()
-                        .map(|(name, head)| (name, Value::text(head.to_hex()))),
+                        .iter()
+                        .map(|(name, head, _)| (name.clone(), Value::text(head.to_hex()))),
                 ),
             ),
+            ("heads", Value::map(heads)),
         ]);
+        if let (Value::Map(m), Some(s)) = (&mut entry, state.as_deref().and_then(link)) {
+            m.insert("ref_state".into(), s);
+        }
         size += crate::dagcbor::encode(&entry).len();
         if size > MAX_INDEX - 64 * 1024 {
             truncated = true;

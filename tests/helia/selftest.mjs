@@ -1,5 +1,6 @@
 // Runs the harness against itself (no Rust node): every helia.mjs mode between child processes
-// on loopback, then ipns-selftest.mjs and car-selftest.mjs. One JSON line per case, then a plain
+// on loopback (serve-car on CARs written here with CarWriter), then ipns-selftest.mjs and
+// car-selftest.mjs. One JSON line per case, then a plain
 // "selftest: N passed, N failed" line; exit 0 only if all passed.
 //   node selftest.mjs [--bench-mib 20] [--timeout-ms 300000]
 
@@ -40,9 +41,9 @@ function run (script, args) {
   })
 }
 
-/** Start `helia.mjs serve …` with stdin as a pipe; resolves with its first JSON line. */
-function startServe (args) {
-  const child = spawn(process.execPath, [join(here, 'helia.mjs'), 'serve', ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+/** Start `helia.mjs serve …` (or serve-car) with stdin as a pipe; resolves with its first JSON line. */
+function startServe (args, mode = 'serve') {
+  const child = spawn(process.execPath, [join(here, 'helia.mjs'), mode, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (b) => { stderr += b })
   const lines = []
@@ -53,7 +54,7 @@ function startServe (args) {
       lines.push(JSON.parse(l))
       if (lines.length === 1) resolve(lines[0])
     })
-    exited.then(({ code }) => reject(new Error(`serve exited ${code} before it was ready: ${stderr}`)))
+    exited.then(({ code }) => reject(new Error(`${mode} exited ${code} before it was ready: ${stderr}`)))
   })
   return { child, ready, exited, lines, stderr: () => stderr }
 }
@@ -87,7 +88,48 @@ const p3Sha = createHash('sha256').update(pattern).digest('hex')
 const bench = join(dir, `random-${benchMib}mib.bin`)
 await writeFile(bench, randomBytes(benchMib * 1024 * 1024))
 
+// CARs for serve-car: A = a dag-cbor root linking a 200 KiB raw block; B = "hello world" (root)
+// plus A's raw block again (a duplicate across CARs); a copy of A with one payload byte flipped;
+// and a CAR whose only block is hashed with sha2-512.
+const { CarWriter } = await import('@ipld/car/writer')
+const dagCbor = await import('@ipld/dag-cbor')
+const raw = await import('multiformats/codecs/raw')
+const { CID } = await import('multiformats/cid')
+const { sha256, sha512 } = await import('multiformats/hashes/sha2')
+async function carBytes (roots, blocks) {
+  const { writer, out: chunks } = CarWriter.create(roots)
+  const collected = (async () => {
+    const parts = []
+    for await (const c of chunks) parts.push(c)
+    return Buffer.concat(parts)
+  })()
+  for (const b of blocks) await writer.put(b)
+  await writer.close()
+  return collected
+}
+const payload = randomBytes(200 * 1024)
+const rawBlock = { cid: CID.createV1(raw.code, await sha256.digest(payload)), bytes: payload }
+const cborBytes = dagCbor.encode({ name: 'musehub serve-car selftest', data: rawBlock.cid, size: payload.length })
+const cborBlock = { cid: CID.createV1(dagCbor.code, await sha256.digest(cborBytes)), bytes: cborBytes }
+const helloBytes = new TextEncoder().encode('hello world')
+const helloBlock = { cid: CID.createV1(raw.code, await sha256.digest(helloBytes)), bytes: helloBytes }
+const carA = join(dir, 'a.car')
+const carABytes = await carBytes([cborBlock.cid], [cborBlock, rawBlock])
+await writeFile(carA, carABytes)
+const carB = join(dir, 'b.car')
+await writeFile(carB, await carBytes([helloBlock.cid], [helloBlock, rawBlock]))
+const carBad = join(dir, 'flipped.car')
+const flipped = Buffer.from(carABytes)
+const at = flipped.indexOf(payload.subarray(0, 64)) + 1000
+flipped[at] ^= 0x01
+await writeFile(carBad, flipped)
+const sha512Bytes = new TextEncoder().encode('not sha2-256')
+const sha512Block = { cid: CID.createV1(raw.code, await sha512.digest(sha512Bytes)), bytes: sha512Bytes }
+const carSha512 = join(dir, 'sha512.car')
+await writeFile(carSha512, await carBytes([sha512Block.cid], [sha512Block]))
+
 let server
+let carServer
 try {
   await test('import: 3 MiB pattern file gives the §4.7 vector CID', async () => {
     const r = await run('helia.mjs', ['import', '--file', p3])
@@ -180,6 +222,66 @@ try {
     server = null
   })
 
+  carServer = startServe(['--car', carA, '--car', carB, '--dht-server', '--provide', '--timeout-ms', '120000'], 'serve-car')
+  const carReady = await carServer.ready
+  const carAddr = carReady.multiaddrs[0]
+  await test('serve-car: ready line (roots, blocks, multiaddrs)', async () => {
+    const roots = [cborBlock.cid.toString(), HELLO]
+    check(helloBlock.cid.toString() === HELLO, `hello world block is ${helloBlock.cid}`)
+    check(JSON.stringify(carReady.roots) === JSON.stringify(roots), JSON.stringify(carReady.roots))
+    check(JSON.stringify(carReady.cids) === JSON.stringify(roots), JSON.stringify(carReady.cids))
+    check(carReady.blocks === 3, `blocks ${carReady.blocks}, want 3 distinct`)
+    check(carReady.cars.length === 2 && carReady.cars[0].blocks === 2 && carReady.cars[1].blocks === 2, JSON.stringify(carReady.cars))
+    check(JSON.stringify(carReady.provided) === JSON.stringify(roots), JSON.stringify(carReady.provided))
+    check(carAddr.startsWith('/ip4/127.0.0.1/tcp/') && carAddr.endsWith(`/p2p/${carReady.peer_id}`), carAddr)
+    return carReady
+  })
+
+  await test('serve-car: fetch the dag-cbor root, its raw child and hello world over bitswap', async () => {
+    const want = [cborBlock, rawBlock, helloBlock]
+    const r = await run('helia.mjs', ['fetch', '--peer', carAddr, ...want.flatMap(b => ['--cid', b.cid.toString()])])
+    check(r.code === 0, `exit ${r.code}: ${r.stderr}`)
+    want.forEach((b, i) => {
+      const got = r.lines[i]
+      const sha = createHash('sha256').update(b.bytes).digest('hex')
+      check(got.cid === b.cid.toString() && got.size === b.bytes.byteLength && got.sha256 === sha, `${JSON.stringify(got)} != ${b.cid} ${b.bytes.byteLength} ${sha}`)
+    })
+    return r.lines.map(l => ({ cid: l.cid, size: l.size }))
+  })
+
+  await test('serve-car --provide: GET_PROVIDERS finds it for a CAR root', async () => {
+    const r = await run('helia.mjs', ['fetch', '--peer', carAddr, '--find-providers', cborBlock.cid.toString()])
+    check(r.code === 0, `exit ${r.code}: ${r.stderr}`)
+    check(r.lines[0].providers.length === 1 && r.lines[0].providers[0] === carReady.peer_id, JSON.stringify(r.lines[0]))
+  })
+
+  await test('serve-car: stdin EOF stops it with exit 0', async () => {
+    carServer.child.stdin.end()
+    const { code } = await carServer.exited
+    check(code === 0, `exit ${code}: ${carServer.stderr()}`)
+    check(carServer.lines.at(-1).stopped === true, JSON.stringify(carServer.lines.at(-1)))
+    carServer = null
+  })
+
+  await test('serve-car: a block whose bytes do not hash to its CID is refused (exit 1)', async () => {
+    const r = await run('helia.mjs', ['serve-car', '--car', carBad])
+    check(r.code === 1 && /hash to sha2-256/.test(r.lines.at(-1).error) && r.lines.length === 1, `exit ${r.code}: ${JSON.stringify(r.lines)}`)
+    return r.lines.at(-1)
+  })
+
+  await test('serve-car: a sha2-512 block is refused (exit 1)', async () => {
+    const r = await run('helia.mjs', ['serve-car', '--car', carSha512])
+    check(r.code === 1 && /not sha2-256/.test(r.lines.at(-1).error) && r.lines.length === 1, `exit ${r.code}: ${JSON.stringify(r.lines)}`)
+    return r.lines.at(-1)
+  })
+
+  await test('serve-car: no --car, or a serve option, is a usage error (exit 2)', async () => {
+    const a = await run('helia.mjs', ['serve-car'])
+    check(a.code === 2, `no --car: exit ${a.code}`)
+    const b = await run('helia.mjs', ['serve-car', '--car', carA, '--file', small])
+    check(b.code === 2, `--file: exit ${b.code}`)
+  })
+
   await test(`bench-pair: ${benchMib} MiB Helia -> Helia over bitswap`, async () => {
     const r = await run('helia.mjs', ['bench-pair', '--file', bench, '--timeout-ms', '120000'])
     check(r.code === 0, `exit ${r.code}: ${r.stderr}`)
@@ -198,6 +300,7 @@ try {
   })
 } finally {
   if (server != null) server.child.kill('SIGTERM')
+  if (carServer != null) carServer.child.kill('SIGTERM')
   await rm(dir, { recursive: true, force: true })
 }
 

@@ -909,7 +909,12 @@ pub async fn commits(
     headers: HeaderMap,
     Path((owner, slug, rev)): Path<(String, String, String)>,
     Query(pager): Query<Pager>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, PageError> {
+    if let Some(r) = rev.strip_suffix("/car") {
+        // `commits/{ref}/car`: the commit's DAG as a CAR file (src/web/car.rs).
+        return Ok(crate::web::car::export(st, headers, owner, slug, r.to_owned(), query).await);
+    }
     let cx = open(&st, &headers, &owner, &slug).await?;
     let after = match pager.after.as_deref().filter(|a| !a.is_empty()) {
         None => None,

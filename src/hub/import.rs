@@ -1,0 +1,260 @@
+//! `musehub car import`: a commit DAG from a CAR file into a repo. Every block is checked
+//! against its CID, every Muse id recomputed and every node rebuilt by this hub's own rules
+//! before anything is recorded; the objects are then stored (and hashed again while being
+//! chunked), and one transaction records snapshots, commits, branches and this hub's signed
+//! ref-states. A bad CAR leaves nothing visible.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use cid::Cid;
+
+use super::{Hub, dag as hubdag, topo_order};
+use crate::cids::Id;
+use crate::clone::{self, CarIndex, History, Source};
+use crate::db::content::{self, CommitRow};
+use crate::db::repos;
+use crate::db::{dag as rows, users};
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    pub repo: String,
+    pub commits: usize,
+    pub snapshots: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    pub branches: Vec<(String, Id)>,
+    pub missing_parents: usize,
+}
+
+impl Hub {
+    /// Imports `path` into `target` (`owner/slug`), or into the repo its ref-states name.
+    pub async fn import_car(
+        &self,
+        path: &Path,
+        target: Option<&str>,
+        progress: &(dyn Fn(u64, usize, usize) + Sync),
+    ) -> Result<ImportReport> {
+        let car = CarIndex::open(path, true).await?;
+        let head = car.roots[0];
+        let states = clone::ref_states_in(&car).await?;
+        let src = Source::Car(car);
+        let hist = clone::load(&src, head, true, &Default::default()).await?;
+        for (cid, s) in &states {
+            let signer: libp2p::PeerId = s
+                .signatures
+                .first()
+                .ok_or_else(|| anyhow!("ref-state {cid} is not signed"))?
+                .signer
+                .parse()
+                .map_err(|_| anyhow!("ref-state {cid}: the signer is not a peer id"))?;
+            s.verify(&signer)
+                .map_err(|e| anyhow!("ref-state {cid}: {e}"))?;
+        }
+        // Branches: the newest ref-state per branch whose commit came in; else the head on
+        // the branch its own record names.
+        let mut branches: Vec<(String, Id)> = Vec::new();
+        for (_, s) in &states {
+            if hist.commit(&s.commit_id).is_some() && !branches.iter().any(|(b, _)| *b == s.branch)
+            {
+                branches.push((s.branch.clone(), s.commit_id));
+            }
+        }
+        if branches.is_empty() {
+            let b = hist.head().node.branch().unwrap_or("main").to_owned();
+            branches.push((b, hist.head().id));
+        }
+        let named = states.first().map(|(_, s)| s.repo.clone());
+        let target = match (target, named) {
+            (Some(t), _) => t.to_owned(),
+            (None, Some(n)) => n,
+            (None, None) => bail!("the CAR names no repository; give one with --repo owner/slug"),
+        };
+        let (owner, slug) = target
+            .split_once('/')
+            .ok_or_else(|| anyhow!("--repo must be owner/slug, not {target:?}"))?;
+        super::check_slug(slug)?;
+        let (o, s) = (owner.to_owned(), slug.to_owned());
+        let (user, existing) = self
+            .db
+            .read(move |c| {
+                Ok::<_, crate::db::Error>((users::by_name(c, &o)?, repos::get(c, &o, &s)?))
+            })
+            .await?;
+        let Some(user) = user else {
+            bail!(
+                "there is no user {owner:?} on this hub; create it first with: musehub user add {owner}"
+            );
+        };
+        // Objects: stored, chunked by this hub's profile, and checked to give the same CIDs.
+        let mut batch = Vec::new();
+        let mut dirs = BTreeSet::new();
+        let mut bytes = 0u64;
+        let count = hist.objects.len();
+        for (i, (oid, cid)) in hist.objects.iter().enumerate() {
+            let mut buf = Vec::new();
+            clone::copy_object(&src, oid, cid, &mut buf, &|_| {}).await?;
+            bytes += buf.len() as u64;
+            let mut w = self.store.writer(*oid, buf.len() as u64).await?;
+            w.write(&buf).await?;
+            let (imp, d) = w.finish().await?;
+            let ours = match imp.root {
+                Some(root) => root,
+                // Already held: its CID is the one recorded then.
+                None if !imp.new => {
+                    let o = *oid;
+                    self.db.read(move |c| hubdag::object_cid(c, &o)).await?
+                }
+                None => oid.raw_cid(),
+            };
+            if ours != *cid {
+                bail!(
+                    "object {oid} is linked as {cid}, but this hub's unixfs-v1-2025 layout gives {ours}"
+                );
+            }
+            batch.push(imp);
+            dirs.extend(d);
+            progress(bytes, i + 1, count);
+        }
+        let domain = states
+            .first()
+            .map(|(_, s)| s.domain.clone())
+            .unwrap_or_else(|| "midi".into());
+        let repo = match existing {
+            Some(r) => r,
+            None => {
+                let (new_slug, uuid, vis, dom) = (
+                    slug.to_owned(),
+                    states
+                        .first()
+                        .map(|(_, s)| s.repo_id.clone())
+                        .unwrap_or_else(super::new_uuid),
+                    self.default_visibility,
+                    domain.clone(),
+                );
+                let uid = user.id;
+                self.db
+                    .write(move |tx| {
+                        // A repo id already used here (an import into a second name) gets a
+                        // fresh one.
+                        let uuid = if repos::uuid_taken(tx, &uuid)? {
+                            super::new_uuid()
+                        } else {
+                            uuid
+                        };
+                        let id = repos::create(tx, uid, &new_slug, vis, &uuid)?;
+                        repos::set_domain(tx, id, &dom)?;
+                        Ok::<_, crate::db::Error>(id)
+                    })
+                    .await?;
+                let (o, s) = (owner.to_owned(), slug.to_owned());
+                self.db
+                    .read(move |c| repos::get(c, &o, &s))
+                    .await?
+                    .ok_or_else(|| anyhow!("the new repo vanished"))?
+            }
+        };
+
+        self.store.record(repo.id, batch, dirs).await?;
+
+        let report = ImportReport {
+            repo: format!("{}/{}", repo.owner, repo.slug),
+            commits: hist.commits.len(),
+            snapshots: hist.snapshots.len(),
+            objects: count,
+            bytes,
+            branches: branches.clone(),
+            missing_parents: hist.missing_parents.len(),
+        };
+        let key = self.signer.clone();
+        self.db
+            .write(move |tx| record(tx, &repo, &hist, &branches, &key))
+            .await?;
+        Ok(report)
+    }
+}
+
+fn record(
+    tx: &rusqlite::Transaction<'_>,
+    repo: &repos::Repo,
+    hist: &History,
+    branches: &[(String, Id)],
+    key: &libp2p::identity::Keypair,
+) -> Result<()> {
+    let rid = repo.id;
+    for s in hist.snapshots.values() {
+        let raw = s.node.to_msgpack(&s.entries)?;
+        content::put_snapshot(tx, &s.id, s.entries.len(), &raw)?;
+        content::add_repo_snapshot(tx, rid, &s.id)?;
+    }
+    let mut rows_raw = Vec::new();
+    let mut cids: HashMap<Id, Cid> = HashMap::new();
+    for c in &hist.commits {
+        let n = &c.node;
+        let row = CommitRow {
+            commit_id: c.id,
+            snapshot_id: n.snapshot_id()?,
+            parents: n.parent_ids()?,
+            message: n.message().to_owned(),
+            committed_at: n
+                .record
+                .get("committed_at")
+                .and_then(crate::dagcbor::Value::as_text)
+                .unwrap_or_default()
+                .to_owned(),
+            author: n
+                .record
+                .get("author")
+                .and_then(crate::dagcbor::Value::as_text)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        rows_raw.push((row, n.to_msgpack()?));
+        cids.insert(c.id, c.cid);
+    }
+    for (row, raw) in topo_order(&rows_raw) {
+        content::put_commit(tx, row, raw)?;
+        content::add_repo_commit(tx, rid, &row.commit_id)?;
+    }
+    for (c, p) in &hist.missing_parents {
+        content::add_shallow(tx, rid, c, p)?;
+    }
+    // This hub's own nodes must be the ones that came in: same rules, same CIDs.
+    for s in hist.snapshots.values() {
+        let ours = hubdag::snapshot_node(tx, &s.id)?;
+        if ours != s.cid {
+            bail!(
+                "snapshot {} came as {}, but this hub builds {ours}",
+                s.id,
+                s.cid
+            );
+        }
+    }
+    for (id, cid) in &cids {
+        let ours = hubdag::commit_node(tx, id)?;
+        if ours != *cid {
+            let stored = rows::commit_cid(tx, id)?.unwrap_or_default();
+            bail!(
+                "commit {id} came as {cid}, but this hub holds it as {} (its parents or record differ)",
+                Cid::try_from(stored.as_slice())
+                    .map(|c| c.to_string())
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let had = !repos::branches(tx, rid)?.is_empty();
+    for (branch, head) in branches {
+        crate::muse::check_branch(branch)?;
+        if repos::branch_head(tx, rid, branch)? != Some(*head) {
+            hubdag::append_ref_state(tx, repo, branch, head, key)?;
+            repos::set_branch(tx, rid, branch, head)?;
+        }
+    }
+    if !had && let Some((b, _)) = branches.first() {
+        repos::set_default_branch(tx, rid, b)?;
+    }
+    repos::touch_pushed(tx, rid)?;
+    Ok(())
+}

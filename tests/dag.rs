@@ -1,0 +1,607 @@
+//! The history as an IPLD DAG: CAR export read by `@ipld/car`, export → import round trips,
+//! clones written from a hub's CAR, a CAR file and a Helia peer (hubs stopped), `verify`
+//! catching every flipped byte and the wrong key, and bad CARs refused with nothing imported.
+
+use std::path::{Path, PathBuf};
+
+use musehub::car::CarReader;
+use musehub::cids::{DAG_CBOR, DAG_PB, Id, RAW};
+use musehub::dag;
+use reqwest::StatusCode;
+
+use crate::harness::{Commit, TestHub, musehub, musehub_cmd, noise};
+use crate::helia_interop::{HeliaServer, helia_node, helia_script};
+
+const MIB: usize = 1024 * 1024;
+
+/// A two-commit history: small MIDI and text files and a 2.5 MiB stem (a UnixFS tree).
+struct Song {
+    files_v1: Vec<(String, Vec<u8>)>,
+    files_v2: Vec<(String, Vec<u8>)>,
+    head: Id,
+}
+
+async fn push_song(hub: &TestHub, repo: &str) -> Song {
+    let (owner, slug) = repo.split_once('/').unwrap();
+    let token = hub.user(owner).await;
+    hub.repo(owner, slug, false).await;
+    let v1 = vec![
+        (
+            "song.mid".to_owned(),
+            b"MThd\0\0\0\x06\0\x01\0\x02\x01\xe0".to_vec(),
+        ),
+        ("lyrics.txt".to_owned(), b"la la la\n".to_vec()),
+        ("stems/bass.wav".to_owned(), noise(7, 5 * MIB / 2)),
+    ];
+    let mut v2 = v1.clone();
+    v2[1].1 = b"la la la, louder\n".to_vec();
+    v2.push((".museattributes".to_owned(), b"[attributes]\n".to_vec()));
+    let as_refs = |f: &[(String, Vec<u8>)]| -> Vec<(String, Vec<u8>)> { f.to_vec() };
+    let files1: Vec<(&str, &[u8])> = v1.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    let c1 = Commit::new(&[], &files1, "first take", "2026-11-24T10:00:00+00:00");
+    let objs1: Vec<&[u8]> = v1.iter().map(|(_, b)| b.as_slice()).collect();
+    let (s, b) = hub
+        .push(
+            repo,
+            &token,
+            &objs1,
+            std::slice::from_ref(&c1),
+            "main",
+            false,
+        )
+        .await;
+    assert!(
+        s.is_success(),
+        "push 1: {s} {}",
+        String::from_utf8_lossy(&b)
+    );
+    let files2: Vec<(&str, &[u8])> = v2.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    let c2 = Commit::new(
+        &[c1.id],
+        &files2,
+        "louder chorus",
+        "2026-11-24T10:05:30.123456+00:00",
+    );
+    let objs2: Vec<&[u8]> = vec![v2[1].1.as_slice(), v2[3].1.as_slice()];
+    let (s, b) = hub
+        .push(
+            repo,
+            &token,
+            &objs2,
+            std::slice::from_ref(&c2),
+            "main",
+            false,
+        )
+        .await;
+    assert!(
+        s.is_success(),
+        "push 2: {s} {}",
+        String::from_utf8_lossy(&b)
+    );
+    Song {
+        files_v1: as_refs(&v1),
+        files_v2: as_refs(&v2),
+        head: c2.id,
+    }
+}
+
+async fn get_car(hub: &TestHub, path: &str) -> Vec<u8> {
+    let (s, b) = hub.get(path, None).await;
+    assert_eq!(s, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&b));
+    b.to_vec()
+}
+
+/// (CID, data offset, data length) of every section.
+async fn sections(car: &[u8]) -> (cid::Cid, Vec<(cid::Cid, usize, usize)>) {
+    let mut r = CarReader::new(car, 4 * MIB).await.expect("CAR header");
+    let root = r.roots()[0];
+    let mut out = Vec::new();
+    while let Some((cid, data)) = r.next_block().await.expect("CAR section") {
+        out.push((cid, r.data_offset() as usize, data.len()));
+    }
+    (root, out)
+}
+
+fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn car_check(car: &Path, root: &str) -> serde_json::Value {
+    let root_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(helia_node())
+        .current_dir(root_dir)
+        .arg(helia_script("car-check.mjs"))
+        .arg(car)
+        .args(["--root", root, "--no-dups"])
+        .output()
+        .expect("run the CAR checker");
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "car-check: {line}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(line.trim()).expect("one JSON line")
+}
+
+/// Checks a cloned directory the way the protocol doc §5 says a reader should: HEAD →
+/// commit JSON → snapshot JSON → objects, recomputing every id, and the working files.
+fn check_clone(dir: &Path, head: &Id, files: &[(String, Vec<u8>)], commits: usize) {
+    let muse = dir.join(".muse");
+    assert_eq!(
+        std::fs::read_to_string(muse.join("HEAD")).unwrap(),
+        "ref: refs/heads/main\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(muse.join("refs/heads/main")).unwrap(),
+        head.to_hex()
+    );
+    let repo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(muse.join("repo.json")).unwrap()).unwrap();
+    assert_eq!(repo["schema_version"], "0.1.5");
+    assert!(repo["repo_id"].as_str().is_some_and(|s| !s.is_empty()));
+    let mut next = Some(*head);
+    let mut seen = 0;
+    while let Some(id) = next {
+        let raw = std::fs::read(muse.join("commits").join(format!("{id}.json"))).unwrap();
+        assert!(raw.ends_with(b"}\n"));
+        let c: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let parents: Vec<Id> = ["parent_commit_id", "parent2_commit_id"]
+            .iter()
+            .filter_map(|k| c[*k].as_str().map(|s| Id::parse(s).unwrap()))
+            .collect();
+        let sid = Id::parse(c["snapshot_id"].as_str().unwrap()).unwrap();
+        let computed = musehub::muse::commit_id(
+            &parents,
+            &sid,
+            c["message"].as_str().unwrap(),
+            c["committed_at"].as_str().unwrap(),
+        );
+        assert_eq!(computed, id, "commit id recomputes");
+        let s: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(muse.join("snapshots").join(format!("{sid}.json"))).unwrap(),
+        )
+        .unwrap();
+        let manifest: Vec<(String, Id)> = s["manifest"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(p, o)| (p.clone(), Id::parse(o.as_str().unwrap()).unwrap()))
+            .collect();
+        assert_eq!(
+            musehub::muse::snapshot_id(manifest.iter().map(|(p, o)| (p.as_str(), o))),
+            sid
+        );
+        for (_, oid) in &manifest {
+            let hex = oid.to_hex();
+            let bytes =
+                std::fs::read(muse.join("objects").join(&hex[..2]).join(&hex[2..])).unwrap();
+            assert_eq!(Id::of(&bytes), *oid, "object bytes match their id");
+        }
+        seen += 1;
+        next = parents.first().copied();
+    }
+    assert_eq!(seen, commits, "the whole history is there");
+    for (path, bytes) in files {
+        assert_eq!(&std::fs::read(dir.join(path)).unwrap(), bytes, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_car_is_read_by_ipld_car_and_round_trips_into_a_fresh_hub() {
+    let a = TestHub::spawn().await;
+    let song = push_song(&a, "alice/song").await;
+    let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
+    let (root, secs) = sections(&car).await;
+    assert_eq!(root.codec(), DAG_CBOR);
+    // The ref is resolvable three ways, to the same archive.
+    assert_eq!(
+        get_car(
+            &a,
+            &format!("/alice/song/commits/{}/car?history=full", song.head)
+        )
+        .await,
+        car
+    );
+    assert_eq!(
+        get_car(&a, &format!("/alice/song/commits/{root}/car?history=full")).await,
+        car
+    );
+    // Deterministic: the same request gives the same bytes.
+    assert_eq!(
+        get_car(&a, "/alice/song/commits/main/car?history=full").await,
+        car
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_temp(tmp.path(), "song.car", &car);
+    let checked = car_check(&path, &root.to_string());
+    assert_eq!(checked["ok"], true);
+    let blocks = checked["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), secs.len());
+    // 2 commits, 2 snapshots, 1 ref-state, 4 distinct small objects, a tree of 1 + 3 blocks.
+    let codec = |c: u64| secs.iter().filter(|(cid, ..)| cid.codec() == c).count();
+    assert_eq!(codec(DAG_CBOR), 5, "2 commits + 2 snapshots + 1 ref-state");
+    assert_eq!(codec(DAG_PB), 1);
+    assert_eq!(codec(RAW), 4 + 3);
+
+    // Without history: one commit, its snapshot, its objects, and the covering ref-state.
+    let one = get_car(&a, "/alice/song/commits/main/car").await;
+    let (_, one_secs) = sections(&one).await;
+    assert_eq!(
+        one_secs
+            .iter()
+            .filter(|(c, ..)| c.codec() == DAG_CBOR)
+            .count(),
+        3
+    );
+    // `have` leaves out what the client holds.
+    let parent = Commit::new(
+        &[],
+        &song
+            .files_v1
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect::<Vec<_>>(),
+        "first take",
+        "2026-11-24T10:00:00+00:00",
+    );
+    let inc = get_car(
+        &a,
+        &format!(
+            "/alice/song/commits/main/car?history=full&have={}",
+            parent.id
+        ),
+    )
+    .await;
+    assert!(
+        inc.len() < 64 * 1024,
+        "an increment without the stem: {} bytes",
+        inc.len()
+    );
+
+    // Import into a fresh hub: same refs, same commit and object CIDs.
+    let b = TestHub::spawn().await;
+    musehub(b.data_dir(), &["user", "add", "alice"]).ok();
+    let out = musehub(b.data_dir(), &["car", "import", path.to_str().unwrap()]).ok();
+    assert!(
+        out.stdout.contains("imported into alice/song"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        a.heads("alice/song", None).await,
+        b.heads("alice/song", None).await
+    );
+    let car_b = get_car(&b, "/alice/song/commits/main/car?history=full").await;
+    let (root_b, secs_b) = sections(&car_b).await;
+    assert_eq!(root_b, root);
+    let content = |s: &[(cid::Cid, usize, usize)], car: &[u8]| -> Vec<cid::Cid> {
+        s.iter()
+            .filter(|(c, off, len)| {
+                c.codec() != DAG_CBOR || dag::RefState::decode(&car[*off..off + len]).is_err()
+            })
+            .map(|(c, ..)| *c)
+            .collect()
+    };
+    assert_eq!(
+        content(&secs, &car),
+        content(&secs_b, &car_b),
+        "same DAG, same order"
+    );
+    // The importing hub signs its own ref-state for the branch it set.
+    let b_key = b.server.hub().signer.public().to_peer_id().to_string();
+    let path_b = write_temp(tmp.path(), "b.car", &car_b);
+    musehub(
+        b.data_dir(),
+        &[
+            "verify",
+            &root.to_string(),
+            "--key",
+            &b_key,
+            "--car",
+            path_b.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    // Importing again changes nothing and is not an error.
+    musehub(b.data_dir(), &["car", "import", path.to_str().unwrap()]).ok();
+    assert_eq!(
+        a.heads("alice/song", None).await,
+        b.heads("alice/song", None).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_from_a_hub_url_and_from_a_car_file_with_the_hub_stopped() {
+    let a = TestHub::spawn().await;
+    let song = push_song(&a, "alice/song").await;
+    let work = tempfile::tempdir().unwrap();
+    let from_hub = work.path().join("from-hub");
+    let url = a.url("/alice/song");
+    let out = musehub(work.path(), &["clone", &url, from_hub.to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("cloned into"), "{}", out.stdout);
+    check_clone(&from_hub, &song.head, &song.files_v2, 2);
+    let config = std::fs::read_to_string(from_hub.join(".muse/config.toml")).unwrap();
+    assert!(config.contains(&format!("url = \"{url}\"")), "{config}");
+    assert_eq!(
+        std::fs::read_to_string(from_hub.join(".muse/remotes/origin/main")).unwrap(),
+        song.head.to_hex()
+    );
+    assert!(
+        !from_hub.join(".muse/download.car").exists(),
+        "the download is removed"
+    );
+    // Cloning into a non-empty directory is refused and leaves it alone.
+    musehub(work.path(), &["clone", &url, from_hub.to_str().unwrap()]).fails();
+    assert!(from_hub.join(".muse/HEAD").exists());
+
+    let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
+    let path = write_temp(work.path(), "song.car", &car);
+    a.server.shutdown().await.unwrap();
+    let from_car = work.path().join("from-car");
+    musehub(
+        work.path(),
+        &["clone", path.to_str().unwrap(), from_car.to_str().unwrap()],
+    )
+    .ok();
+    check_clone(&from_car, &song.head, &song.files_v2, 2);
+    // A hub that is gone: a clear error and no directory left behind.
+    let gone = work.path().join("gone");
+    let out = musehub(work.path(), &["clone", &url, gone.to_str().unwrap()]).fails();
+    assert!(out.stderr.contains("GET"), "{}", out.stderr);
+    assert!(!gone.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_brings_a_clone_up_to_date_through_the_car_endpoint() {
+    let a = TestHub::spawn().await;
+    let token = a.user("alice").await;
+    a.repo("alice", "song", false).await;
+    let f1: Vec<(&str, &[u8])> = vec![("a.mid", b"one"), ("big.wav", &[1u8; 10])];
+    let c1 = Commit::new(&[], &f1, "one", "2026-11-24T10:00:00+00:00");
+    let (s, _) = a
+        .push(
+            "alice/song",
+            &token,
+            &[b"one", &[1u8; 10]],
+            std::slice::from_ref(&c1),
+            "main",
+            false,
+        )
+        .await;
+    assert!(s.is_success());
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("song");
+    musehub(
+        work.path(),
+        &["clone", &a.url("/alice/song"), dir.to_str().unwrap()],
+    )
+    .ok();
+    let out = musehub(work.path(), &["pull", dir.to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("already up to date"), "{}", out.stdout);
+    let stem = noise(3, 3 * MIB / 2);
+    let f2: Vec<(&str, &[u8])> = vec![("a.mid", b"two"), ("stem.wav", &stem)];
+    let c2 = Commit::new(&[c1.id], &f2, "two", "2026-11-24T10:01:00+00:00");
+    let (s, _) = a
+        .push(
+            "alice/song",
+            &token,
+            &[b"two", &stem],
+            std::slice::from_ref(&c2),
+            "main",
+            false,
+        )
+        .await;
+    assert!(s.is_success());
+    let out = musehub(work.path(), &["pull", dir.to_str().unwrap()]).ok();
+    assert!(out.stdout.contains("fast-forwarded"), "{}", out.stdout);
+    let files: Vec<(String, Vec<u8>)> = f2
+        .iter()
+        .map(|(p, b)| (p.to_string(), b.to_vec()))
+        .collect();
+    check_clone(&dir, &c2.id, &files, 2);
+    assert!(
+        !dir.join("big.wav").exists(),
+        "a file the new commit dropped is removed"
+    );
+}
+
+/// The byte range of the first section whose block matches `pick`.
+fn find(
+    car: &[u8],
+    secs: &[(cid::Cid, usize, usize)],
+    pick: impl Fn(&cid::Cid, &[u8]) -> bool,
+) -> usize {
+    secs.iter()
+        .find(|(c, off, len)| pick(c, &car[*off..off + len]))
+        .map(|(_, off, len)| off + len / 2)
+        .expect("a block to flip")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_needs_only_the_cid_and_key_and_names_what_failed() {
+    let a = TestHub::spawn().await;
+    push_song(&a, "alice/song").await;
+    let car = get_car(&a, "/alice/song/commits/main/car").await;
+    let (root, secs) = sections(&car).await;
+    let key = a.server.hub().signer.public().to_peer_id();
+    let work = tempfile::tempdir().unwrap();
+    let good = write_temp(work.path(), "good.car", &car);
+    let verify = |path: &Path, key: &str| {
+        musehub(
+            work.path(),
+            &[
+                "verify",
+                &root.to_string(),
+                "--key",
+                key,
+                "--car",
+                path.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = verify(&good, &key.to_string()).ok();
+    assert!(out.stdout.starts_with("OK:"), "{}", out.stdout);
+    // The raw Ed25519 key works as well as the peer id.
+    let raw = hex::encode(
+        a.server
+            .hub()
+            .signer
+            .public()
+            .try_into_ed25519()
+            .unwrap()
+            .to_bytes(),
+    );
+    verify(&good, &raw).ok();
+    // The wrong key.
+    let other = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let out = verify(&good, &other.to_string()).fails();
+    assert!(
+        out.stdout.contains("no ref-state signed by"),
+        "{}",
+        out.stdout
+    );
+
+    let is_type = |t: &'static str| {
+        move |c: &cid::Cid, d: &[u8]| {
+            c.codec() == DAG_CBOR
+                && musehub::dagcbor::decode(d)
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(|t| t.as_text().map(str::to_owned)))
+                    .as_deref()
+                    == Some(t)
+        }
+    };
+    let cases: Vec<(&str, usize)> = vec![
+        (
+            "object",
+            find(&car, &secs, |c, d| c.codec() == RAW && d.len() > 1000),
+        ),
+        ("snapshot", find(&car, &secs, is_type(dag::SNAPSHOT))),
+        ("commit", find(&car, &secs, is_type(dag::COMMIT))),
+        ("ref-state", find(&car, &secs, is_type(dag::REF_STATE))),
+        // The last bytes of the ref-state node are its signature.
+        ("ref-state", {
+            let (_, off, len) = secs
+                .iter()
+                .find(|(c, off, len)| is_type(dag::REF_STATE)(c, &car[*off..off + len]))
+                .unwrap();
+            off + len - 3
+        }),
+    ];
+    for (what, at) in cases {
+        let mut bad = car.clone();
+        bad[at] ^= 0x01;
+        let p = write_temp(work.path(), "flipped.car", &bad);
+        let out = verify(&p, &key.to_string()).fails();
+        assert!(out.stdout.starts_with("FAILED"), "{what}: {}", out.stdout);
+        assert!(
+            out.stdout.contains(what),
+            "flipping the {what} is named: {}",
+            out.stdout
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cars_are_refused_and_nothing_is_imported() {
+    let a = TestHub::spawn().await;
+    push_song(&a, "alice/song").await;
+    let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
+    let (root, secs) = sections(&car).await;
+    let b = TestHub::spawn().await;
+    musehub(b.data_dir(), &["user", "add", "alice"]).ok();
+    let work = tempfile::tempdir().unwrap();
+
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    cases.push(("truncated", car[..car.len() - 100].to_vec(), "truncated"));
+    let mut flipped = car.clone();
+    let (_, off, len) = secs.iter().find(|(c, ..)| c.codec() == RAW).unwrap();
+    flipped[off + len / 2] ^= 0xff;
+    cases.push(("bad block", flipped, "do not hash"));
+    // A root that is an object, not a commit.
+    let obj = secs.iter().find(|(c, ..)| c.codec() == RAW).unwrap().0;
+    let wrong_root = {
+        let mut v = musehub::car::header(&[obj]);
+        let body_start = musehub::car::header(&[root]).len();
+        v.extend_from_slice(&car[body_start..]);
+        v
+    };
+    cases.push(("wrong root", wrong_root, "not a commit"));
+    // A section that declares 2 GiB.
+    let mut huge = musehub::car::header(&[root]);
+    huge.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08]);
+    huge.extend_from_slice(&[0u8; 64]);
+    cases.push(("2 GiB section", huge, "over the"));
+    // Missing blocks: the CAR without its file tree's leaves.
+    let mut missing = musehub::car::header(&[root]);
+    for (c, off, len) in &secs {
+        if c.codec() == RAW && *len == MIB {
+            continue;
+        }
+        missing.extend_from_slice(&musehub::car::section_prefix(c, *len));
+        missing.extend_from_slice(&car[*off..off + len]);
+    }
+    cases.push(("missing blocks", missing, "not in the CAR"));
+    // A cycle cannot be hashed consistently: a commit whose parent link points to itself
+    // would need its own CID inside its bytes, so the block fails its hash.
+    let mut cyclic = car.clone();
+    let (_, off, _) = secs.iter().find(|(c, ..)| *c == root).unwrap();
+    cyclic[off + 10] ^= 0x20;
+    cases.push(("cycle", cyclic, "do not hash"));
+
+    for (what, bytes, expect) in cases {
+        let p = write_temp(work.path(), "bad.car", &bytes);
+        let out = musehub(
+            b.data_dir(),
+            &["car", "import", p.to_str().unwrap(), "--repo", "alice/song"],
+        )
+        .fails();
+        assert!(
+            out.stderr.contains(expect),
+            "{what}: expected {expect:?} in: {}",
+            out.stderr
+        );
+        let (s, _) = b.get("/alice/song/refs", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{what}: nothing was imported");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_from_a_helia_peer_that_is_the_only_holder() {
+    let a = TestHub::spawn().await;
+    let song = push_song(&a, "alice/song").await;
+    let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
+    let (root, _) = sections(&car).await;
+    let work = tempfile::tempdir().unwrap();
+    let path = write_temp(work.path(), "song.car", &car);
+    a.server.shutdown().await.unwrap();
+    let helia = HeliaServer::serve_car(&[&path]).await;
+    assert_eq!(helia.info["roots"][0], root.to_string());
+    let dir = work.path().join("from-helia");
+    let data = work.path().join("client-data");
+    let out = musehub_cmd(&data)
+        .args([
+            "clone",
+            &root.to_string(),
+            dir.to_str().unwrap(),
+            "--peer",
+            &helia.multiaddr(),
+            "--timeout",
+            "2m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "clone from Helia: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_clone(&dir, &song.head, &song.files_v2, 2);
+}
