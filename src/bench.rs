@@ -23,6 +23,11 @@
 //!   read. Every answer is checked afterwards: `Content-Length` within the CLI's 64 MiB cap,
 //!   exactly the objects new in commit k, each hashing to its id. Target: at least
 //!   0.5 × SHA-256 MB/s.
+//! - **CAR export MB/s**: object bytes / time of `GET commits/main/car?history=full` (the
+//!   whole history as one CARv1, every block once) written to a file, over loopback HTTP.
+//!   **CAR import MB/s**: object bytes / wall time of `musehub car import` of that file into a
+//!   fresh data directory (index pass checking every block's CID, id recomputation, objects
+//!   re-chunked and stored, one transaction). Target for both: at least 0.5 × SHA-256 MB/s.
 //! - **filter-objects ms**: one request of `--filter-ids` ids, half held by the repo and half
 //!   absent, end to end; the median and worst of 5. Target: median at most 100 ms.
 //! - **peak server RSS**: `VmHWM` of the hub process after all of the above. Target: at most
@@ -41,7 +46,7 @@
 //! The global `--data-dir` and `--config` are ignored: the bench never touches a real hub.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +77,7 @@ const DISK_OBJECT_SIZE: usize = 16 * 1024;
 
 const TARGET_PUSH_RATIO: f64 = 0.4;
 const TARGET_FETCH_RATIO: f64 = 0.5;
+const TARGET_CAR_RATIO: f64 = 0.5;
 const TARGET_RSS_MB: f64 = 150.0;
 const TARGET_FILTER_MS: f64 = 100.0;
 
@@ -213,6 +219,27 @@ struct PushFigures {
     body_bytes: u64,
 }
 
+/// Figures of the CAR phases: the archive's size, the export over HTTP and the import.
+#[derive(Debug)]
+struct CarFigures {
+    bytes: u64,
+    object_bytes: u64,
+    export: Duration,
+    import: Duration,
+    export_cpu: Cpu,
+}
+
+impl CarFigures {
+    /// Object bytes per second, the unit every other figure uses.
+    fn export_rate(&self) -> f64 {
+        rate(self.object_bytes, self.export)
+    }
+
+    fn import_rate(&self) -> f64 {
+        rate(self.object_bytes, self.import)
+    }
+}
+
 /// Figures of the fetch phase.
 #[derive(Debug)]
 struct FetchFigures {
@@ -262,12 +289,12 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     let exe = std::env::current_exe().context("finding the musehub executable")?;
     let hub_dir = work.path.join("hub");
 
-    progress(format!("[1/7] starting a hub in {}", hub_dir.display()));
+    progress(format!("[1/9] starting a hub in {}", hub_dir.display()));
     let (mut hub, token) = child::hub_with_owner(&exe, &hub_dir, OWNER)?;
     progress(format!("      hub pid {} at {}", hub.pid(), hub.url));
 
     progress(format!(
-        "[2/7] generating {} of history (commits up to {}, seed {})",
+        "[2/9] generating {} of history (commits up to {}, seed {})",
         args.size, args.max_commit, args.seed
     ));
     let t = Instant::now();
@@ -290,7 +317,7 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     };
 
     progress(format!(
-        "[3/7] pushing the whole history in one push ({} objects)",
+        "[3/9] pushing the whole history in one push ({} objects)",
         repo.objects.len()
     ));
     let before = Cpu::now(&hub);
@@ -308,7 +335,7 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     ));
 
     progress(format!(
-        "[4/7] fetching commit by commit ({} fetches)",
+        "[4/9] fetching commit by commit ({} fetches)",
         repo.commits.len()
     ));
     let before = Cpu::now(&hub);
@@ -323,8 +350,50 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
         mb(fetch.largest_answer)
     ));
 
+    progress("[5/9] CAR export of the whole history over HTTP (history=full)");
+    let car_path = work.path.join("history.car");
+    let before = Cpu::now(&hub);
+    let export = rt.block_on(car_export(&api, &car_path))?;
+    let export_cpu = Cpu::now(&hub).since(before);
+    hub.check_alive()?;
     progress(format!(
-        "[5/7] filter-objects with {} ids, {FILTER_RUNS} times",
+        "      {:.0} MB/s ({:.1} MB in {:.1} s)",
+        rate(export.1, export.0),
+        mb(export.1),
+        export.0.as_secs_f64()
+    ));
+    progress("[6/9] CAR import into a fresh data directory (musehub car import)");
+    let import_dir = work.path.join("import");
+    admin_user(&exe, &import_dir)?;
+    let t = Instant::now();
+    child::admin(
+        &exe,
+        &import_dir,
+        &[
+            "car",
+            "import",
+            &car_path.to_string_lossy(),
+            "--repo",
+            &format!("{OWNER}/{SLUG}"),
+        ],
+    )?;
+    let import = t.elapsed();
+    progress(format!(
+        "      {:.0} MB/s ({:.1} s)",
+        rate(export.1, import),
+        import.as_secs_f64()
+    ));
+    let car = CarFigures {
+        bytes: export.1,
+        object_bytes: repo.total_bytes,
+        export: export.0,
+        import,
+        export_cpu,
+    };
+    let _ = std::fs::remove_file(&car_path);
+
+    progress(format!(
+        "[7/9] filter-objects with {} ids, {FILTER_RUNS} times",
         args.filter_ids
     ));
     let before = Cpu::now(&hub);
@@ -337,13 +406,13 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
         ms(filter.max())
     ));
 
-    progress("[6/7] reading the hub's peak RSS and stopping it");
+    progress("[8/9] reading the hub's peak RSS and stopping it");
     let rss_kib = hub.peak_rss_kib()?;
     let rss_mb = rss_kib as f64 * 1024.0 / 1e6;
     let server_log = hub.stop();
 
     progress(format!(
-        "[7/7] inline vs file block writes ({DISK_OBJECTS} objects of {} KiB)",
+        "[9/9] inline vs file block writes ({DISK_OBJECTS} objects of {} KiB)",
         DISK_OBJECT_SIZE / 1024
     ));
     let disk = rt.block_on(disk::measure(
@@ -358,6 +427,7 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     let report = Report {
         args: &args,
         repo: &repo,
+        car: &car,
         sha_rate,
         push: &push,
         fetch: &fetch,
@@ -382,6 +452,35 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     drop(rt);
     drop(work);
     Ok(())
+}
+
+/// Downloads `GET commits/main/car?history=full` into `path`; returns the time and size.
+async fn car_export(api: &Api, path: &Path) -> Result<(Duration, u64)> {
+    use tokio::io::AsyncWriteExt;
+    let t = Instant::now();
+    let res = api
+        .client
+        .get(api.url("commits/main/car?history=full"))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .context("GET commits/main/car")?;
+    ensure!(res.status().is_success(), "CAR export: {}", res.status());
+    let mut file = tokio::fs::File::create(path).await?;
+    let mut body = res.bytes_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.context("reading the CAR")?;
+        n += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    Ok((t.elapsed(), n))
+}
+
+/// A data directory with the bench's owner in it, for the import.
+fn admin_user(exe: &Path, dir: &Path) -> Result<()> {
+    child::admin(exe, dir, &["user", "add", OWNER]).map(|_| ())
 }
 
 /// The HTTP side: the repo's base URL and the bearer token.
@@ -725,6 +824,7 @@ async fn filter(api: &Api, repo: &Repo, n: usize) -> Result<FilterFigures> {
 struct Report<'a> {
     args: &'a Args,
     repo: &'a Repo,
+    car: &'a CarFigures,
     sha_rate: f64,
     push: &'a PushFigures,
     fetch: &'a FetchFigures,
@@ -752,6 +852,8 @@ impl Report<'_> {
         let r = self.repo;
         let push_ratio = self.push_rate() / self.sha_rate;
         let fetch_ratio = self.fetch_rate() / self.sha_rate;
+        let export_ratio = self.car.export_rate() / self.sha_rate;
+        let import_ratio = self.car.import_rate() / self.sha_rate;
         let median = ms(self.filter.median());
         let d = &self.disk;
         let rows: Vec<[String; 3]> = vec![
@@ -821,6 +923,34 @@ impl Report<'_> {
                 String::new(),
             ],
             [
+                "CAR export, whole history (HTTP)".into(),
+                format!(
+                    "{:.1} MB/s = {export_ratio:.2} x sha256 ({:.1} MB CAR)",
+                    self.car.export_rate(),
+                    mb(self.car.bytes)
+                ),
+                format!(
+                    ">= {TARGET_CAR_RATIO:.2} x  {}",
+                    verdict(export_ratio >= TARGET_CAR_RATIO)
+                ),
+            ],
+            [
+                "  CPU during export".into(),
+                self.car.export_cpu.show(self.car.export),
+                String::new(),
+            ],
+            [
+                "CAR import (musehub car import)".into(),
+                format!(
+                    "{:.1} MB/s = {import_ratio:.2} x sha256",
+                    self.car.import_rate()
+                ),
+                format!(
+                    ">= {TARGET_CAR_RATIO:.2} x  {}",
+                    verdict(import_ratio >= TARGET_CAR_RATIO)
+                ),
+            ],
+            [
                 "peak server RSS".into(),
                 format!("{:.1} MB", self.rss_mb),
                 format!(
@@ -880,7 +1010,7 @@ impl Report<'_> {
         let push_ratio = self.push_rate() / self.sha_rate;
         let fetch_ratio = self.fetch_rate() / self.sha_rate;
         let median = ms(self.filter.median());
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "seed": self.args.seed,
             "size": self.args.size,
             "max_commit": self.args.max_commit,
@@ -918,7 +1048,21 @@ impl Report<'_> {
             "file_objects_per_s": self.disk.files_per_s(),
             "disk_object_bytes": self.disk.object_size,
             "disk_objects": self.disk.objects,
-        })
-        .to_string()
+        });
+        // A second object: one json! of every field passes the macro recursion limit.
+        let car = serde_json::json!({
+            "car_bytes": self.car.bytes,
+            "car_export_mb_s": self.car.export_rate(),
+            "car_export_ratio": self.car.export_rate() / self.sha_rate,
+            "car_export_cpu": self.car.export_cpu.json(),
+            "car_import_mb_s": self.car.import_rate(),
+            "car_import_ratio": self.car.import_rate() / self.sha_rate,
+            "car_ok": self.car.export_rate().min(self.car.import_rate()) / self.sha_rate
+                >= TARGET_CAR_RATIO,
+        });
+        if let (Some(v), serde_json::Value::Object(car)) = (v.as_object_mut(), car) {
+            v.extend(car);
+        }
+        v.to_string()
     }
 }

@@ -605,3 +605,68 @@ async fn clone_from_a_helia_peer_that_is_the_only_holder() {
     );
     check_clone(&dir, &song.head, &song.files_v2, 2);
 }
+
+/// A repo far over the Muse CLI's 64 MiB answer cap: its wire fetch is refused with a pointer
+/// to `musehub clone`, which gets all of it through the CAR endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_mib_repo_is_cloned_through_the_car_endpoint() {
+    const STEMS: u64 = 6;
+    const STEM: usize = 50 * MIB;
+    let a = TestHub::spawn().await;
+    let token = a.user("band").await;
+    a.repo("band", "album", false).await;
+    let stem = |i: u64| noise(100 + i, STEM + i as usize * 4099);
+    let mut manifest = vec![("notes.txt".to_owned(), Id::of(b"take 12 is the one\n"))];
+    for i in 0..STEMS {
+        let bytes = stem(i);
+        manifest.push((format!("stems/track-{i}.wav"), Id::of(&bytes)));
+        let (s, b) = a
+            .post(
+                "/band/album/push/objects",
+                Some(&token),
+                crate::harness::objects_body(&[&bytes]),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    }
+    let commit = Commit::with_manifest(&[], &manifest, "album stems", "2026-11-24T11:00:00+00:00");
+    let (s, b) = a
+        .push(
+            "band/album",
+            &token,
+            &[b"take 12 is the one\n"],
+            std::slice::from_ref(&commit),
+            "main",
+            false,
+        )
+        .await;
+    assert!(s.is_success(), "{}", String::from_utf8_lossy(&b));
+
+    let body = musehub::wire::encode(&crate::harness::map([
+        ("want", crate::harness::ids(&[commit.id])),
+        ("have", crate::harness::ids(&[])),
+    ]));
+    let (s, b) = a.post("/band/album/fetch", None, body).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(crate::harness::detail(&b).contains("musehub clone"));
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("album");
+    musehub(
+        work.path(),
+        &["clone", &a.url("/band/album"), dir.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(dir.join(".muse/refs/heads/main")).unwrap(),
+        commit.id.to_hex()
+    );
+    for i in 0..STEMS {
+        let got = std::fs::read(dir.join(format!("stems/track-{i}.wav"))).unwrap();
+        assert_eq!(Id::of(&got), Id::of(&stem(i)), "stem {i} is byte-identical");
+    }
+    assert_eq!(
+        std::fs::read(dir.join("notes.txt")).unwrap(),
+        b"take 12 is the one\n"
+    );
+}

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cids::{DAG_CBOR, Id};
 use crate::clone::{self, CarIndex, RepoMeta, Source};
-use crate::config::{Config, DhtMode};
+use crate::config::Config;
 use crate::dag;
 use crate::ipfs::{Node, ipns, node};
 use crate::server::open_hub;
@@ -193,22 +193,12 @@ impl Drop for TempDir {
 }
 
 async fn ipfs_client(config: &Config, net: &NetArgs) -> Result<Client> {
-    let peers = net
-        .peers
-        .iter()
-        .map(|p| {
-            p.parse::<libp2p::Multiaddr>().with_context(|| {
-                format!("--peer {p:?} is not a multiaddr like /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo…")
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let peers = super::ipfs::parse_peers(&net.peers)?;
     let dir = std::env::temp_dir().join(format!("musehub-client-{}", crate::hub::new_uuid()));
     let guard = TempDir(dir.clone());
     let mut cfg = config.clone();
     cfg.paths.data_dir = dir;
-    cfg.ipfs.listen.clear();
-    cfg.ipfs.dht_mode = DhtMode::Client;
-    cfg.ipfs.upnp = false;
+    cfg.ipfs = super::ipfs::client_ipfs(config);
     let hub = open_hub(&cfg)?;
     let shutdown = CancellationToken::new();
     let node = Node::start(
@@ -264,13 +254,9 @@ fn parse_origin(s: &str) -> Result<Origin> {
     }
 }
 
-/// The commit CID an IPNS name's hub index gives for `repo` (or its only repo).
-async fn resolve_index(
-    node: &Node,
-    peer: &libp2p::PeerId,
-    repo: Option<&str>,
-) -> Result<(Cid, RepoMeta)> {
-    let (_, v) = node.resolve_ipns(peer).await?;
+/// The hub index an IPNS name points to, and its CID.
+async fn hub_index(node: &Node, name: &libp2p::PeerId) -> Result<(Cid, crate::dagcbor::Value)> {
+    let (_, v) = node.resolve_ipns(name).await?;
     let path =
         String::from_utf8(v.value).map_err(|_| anyhow!("the IPNS record's value is not a path"))?;
     let cid = path
@@ -279,6 +265,16 @@ async fn resolve_index(
         .ok_or_else(|| anyhow!("the IPNS record points to {path:?}, not /ipfs/<cid>"))?;
     let (data, _) = node.fetch_block(&cid).await?;
     let index = crate::dagcbor::decode(&data).map_err(|e| anyhow!("the hub index {cid}: {e}"))?;
+    Ok((cid, index))
+}
+
+/// The commit CID an IPNS name's hub index gives for `repo` (or its only repo).
+async fn resolve_index(
+    node: &Node,
+    peer: &libp2p::PeerId,
+    repo: Option<&str>,
+) -> Result<(Cid, RepoMeta)> {
+    let (cid, index) = hub_index(node, peer).await?;
     let repos = index
         .get("repos")
         .and_then(|r| r.as_list())
@@ -850,15 +846,7 @@ async fn states_from_ipns(
     node: &Node,
     signer: &libp2p::PeerId,
 ) -> Result<Vec<(Cid, dag::RefState)>> {
-    let (_, v) = node.resolve_ipns(signer).await?;
-    let path =
-        String::from_utf8(v.value).map_err(|_| anyhow!("the IPNS record's value is not a path"))?;
-    let cid = path
-        .strip_prefix("/ipfs/")
-        .and_then(|c| Cid::try_from(c).ok())
-        .ok_or_else(|| anyhow!("the IPNS record points to {path:?}"))?;
-    let (data, _) = node.fetch_block(&cid).await?;
-    let index = crate::dagcbor::decode(&data)?;
+    let (_, index) = hub_index(node, signer).await?;
     let mut out = Vec::new();
     for r in index
         .get("repos")

@@ -119,21 +119,8 @@ pub(super) struct GetArgs {
 pub(super) fn get(config: &Config, args: GetArgs) -> Result<()> {
     let cid = cid::Cid::try_from(args.cid.trim())
         .with_context(|| format!("{:?} is not a CID (they look like bafy… or Qm…)", args.cid))?;
-    let mut ipfs = config.ipfs.clone();
-    // A short-lived client: no listening, DHT client mode, a fresh identity (the serving
-    // hub, if any, owns the data directory's node key).
-    ipfs.listen.clear();
-    ipfs.dht_mode = DhtMode::Client;
-    ipfs.upnp = false;
-    let peers = args
-        .peers
-        .iter()
-        .map(|p| {
-            p.parse::<libp2p::Multiaddr>().with_context(|| {
-                format!("--peer {p:?} is not a multiaddr like /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo…")
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let ipfs = client_ipfs(config);
+    let peers = parse_peers(&args.peers)?;
     let hub = open_hub(config)?;
     let rt = super::runtime()?;
     rt.block_on(async move {
@@ -161,6 +148,28 @@ pub(super) fn get(config: &Config, args: GetArgs) -> Result<()> {
             ),
         }
     })
+}
+
+/// The IPFS settings of a short-lived client: no listening, DHT client mode, no UPnP (it
+/// runs with a fresh identity: the serving hub, if any, owns the data directory's key).
+pub(super) fn client_ipfs(config: &Config) -> crate::config::IpfsConfig {
+    let mut ipfs = config.ipfs.clone();
+    ipfs.listen.clear();
+    ipfs.dht_mode = DhtMode::Client;
+    ipfs.upnp = false;
+    ipfs
+}
+
+/// `--peer` values as multiaddrs.
+pub(super) fn parse_peers(peers: &[String]) -> Result<Vec<libp2p::Multiaddr>> {
+    peers
+        .iter()
+        .map(|p| {
+            p.parse::<libp2p::Multiaddr>().with_context(|| {
+                format!("--peer {p:?} is not a multiaddr like /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo…")
+            })
+        })
+        .collect()
 }
 
 async fn fetch_to(node: &Node, cid: &cid::Cid, out: Option<PathBuf>) -> Result<()> {

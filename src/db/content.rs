@@ -195,6 +195,27 @@ pub fn put_commit(conn: &Connection, c: &CommitRow, raw: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A `CommitRow` from `snapshot_id, parent1, parent2, message, committed_at, author`.
+fn commit_row_of(r: &rusqlite::Row<'_>, cid: &Id) -> rusqlite::Result<CommitRow> {
+    let snap: Vec<u8> = r.get(0)?;
+    let parents = [
+        r.get::<_, Option<Vec<u8>>>(1)?,
+        r.get::<_, Option<Vec<u8>>>(2)?,
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|p| Id::from_slice(&p))
+    .collect();
+    Ok(CommitRow {
+        commit_id: *cid,
+        snapshot_id: Id::from_slice(&snap).unwrap_or(Id([0; 32])),
+        parents,
+        message: r.get(3)?,
+        committed_at: r.get(4)?,
+        author: r.get(5)?,
+    })
+}
+
 /// A commit of this repo (membership checked), without its raw record.
 pub fn repo_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<Option<CommitRow>> {
     Ok(conn
@@ -203,25 +224,7 @@ pub fn repo_commit(conn: &Connection, repo_id: i64, cid: &Id) -> Result<Option<C
              FROM repo_commits rc JOIN commits c ON c.commit_id = rc.commit_id
              WHERE rc.repo_id = ?1 AND rc.commit_id = ?2",
         )?
-        .query_row(params![repo_id, &cid.0[..]], |r| {
-            let snap: Vec<u8> = r.get(0)?;
-            let parents = [
-                r.get::<_, Option<Vec<u8>>>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| Id::from_slice(&p))
-            .collect();
-            Ok(CommitRow {
-                commit_id: *cid,
-                snapshot_id: Id::from_slice(&snap).unwrap_or(Id([0; 32])),
-                parents,
-                message: r.get(3)?,
-                committed_at: r.get(4)?,
-                author: r.get(5)?,
-            })
-        })
+        .query_row(params![repo_id, &cid.0[..]], |r| commit_row_of(r, cid))
         .optional()?)
 }
 
@@ -232,25 +235,7 @@ pub fn commit_row(conn: &Connection, cid: &Id) -> Result<Option<CommitRow>> {
             "SELECT snapshot_id, parent1, parent2, message, committed_at, author
              FROM commits WHERE commit_id = ?1",
         )?
-        .query_row(params![&cid.0[..]], |r| {
-            let snap: Vec<u8> = r.get(0)?;
-            let parents = [
-                r.get::<_, Option<Vec<u8>>>(1)?,
-                r.get::<_, Option<Vec<u8>>>(2)?,
-            ]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| Id::from_slice(&p))
-            .collect();
-            Ok(CommitRow {
-                commit_id: *cid,
-                snapshot_id: Id::from_slice(&snap).unwrap_or(Id([0; 32])),
-                parents,
-                message: r.get(3)?,
-                committed_at: r.get(4)?,
-                author: r.get(5)?,
-            })
-        })
+        .query_row(params![&cid.0[..]], |r| commit_row_of(r, cid))
         .optional()?)
 }
 
