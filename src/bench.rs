@@ -335,6 +335,10 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     ));
 
     progress(format!(
+        "      hub peak RSS after the push {:.0} MB",
+        hub.peak_rss_kib()? as f64 * 1024.0 / 1e6
+    ));
+    progress(format!(
         "[4/9] fetching commit by commit ({} fetches)",
         repo.commits.len()
     ));
@@ -342,6 +346,10 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     let fetch = rt.block_on(fetch(&api, &repo))?;
     let fetch_cpu = Cpu::now(&hub).since(before);
     hub.check_alive()?;
+    progress(format!(
+        "      hub peak RSS so far {:.0} MB",
+        hub.peak_rss_kib()? as f64 * 1024.0 / 1e6
+    ));
     progress(format!(
         "      {:.0} MB/s ({:.1} s; slowest fetch {:.0} ms, largest answer {:.1} MB)",
         rate(fetch.object_bytes, fetch.total),
@@ -357,10 +365,11 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     let export_cpu = Cpu::now(&hub).since(before);
     hub.check_alive()?;
     progress(format!(
-        "      {:.0} MB/s ({:.1} MB in {:.1} s)",
+        "      {:.0} MB/s ({:.1} MB in {:.1} s); hub peak RSS so far {:.0} MB",
         rate(export.1, export.0),
         mb(export.1),
-        export.0.as_secs_f64()
+        export.0.as_secs_f64(),
+        hub.peak_rss_kib()? as f64 * 1024.0 / 1e6
     ));
     progress("[6/9] CAR import into a fresh data directory (musehub car import)");
     let import_dir = work.path.join("import");
@@ -390,7 +399,9 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
         import,
         export_cpu,
     };
-    let _ = std::fs::remove_file(&car_path);
+    if !args.keep {
+        let _ = std::fs::remove_file(&car_path);
+    }
 
     progress(format!(
         "[7/9] filter-objects with {} ids, {FILTER_RUNS} times",

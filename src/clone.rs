@@ -305,13 +305,13 @@ async fn load_snapshot(src: &Source, cid: Cid) -> Result<LoadedSnapshot> {
 }
 
 /// One piece of an object's bytes, in file order.
-enum Piece {
+pub(crate) enum Piece {
     Inline(Vec<u8>),
     Leaf(Cid),
 }
 
 /// The pieces of the object under `cid` (a raw block, or a UnixFS file tree).
-async fn pieces(src: &Source, cid: &Cid, oid: &Id) -> Result<Vec<Piece>> {
+pub(crate) async fn pieces(src: &Source, cid: &Cid, oid: &Id) -> Result<Vec<Piece>> {
     if cid.codec() == RAW {
         return Ok(vec![Piece::Leaf(*cid)]);
     }
@@ -335,6 +335,35 @@ async fn pieces(src: &Source, cid: &Cid, oid: &Id) -> Result<Vec<Piece>> {
         stack.extend(node.links.iter().rev().map(|l| l.cid));
     }
     Ok(out)
+}
+
+impl Source {
+    /// The bytes of one piece of the object `oid`.
+    pub(crate) async fn piece(&self, p: Piece, oid: &Id) -> Result<Bytes> {
+        match p {
+            Piece::Inline(b) => Ok(Bytes::from(b)),
+            Piece::Leaf(c) => self.block(&c, &format!("block of object {oid}")).await,
+        }
+    }
+
+    /// The size of the object under `cid`: a raw block's length, or a file tree's
+    /// `filesize` (checked against the bytes when they are read).
+    pub(crate) async fn object_size(&self, cid: &Cid, oid: &Id) -> Result<u64> {
+        if cid.codec() == RAW {
+            if let Source::Car(car) = self
+                && let Some(&(_, len)) = car.blocks.get(cid)
+            {
+                return Ok(len as u64);
+            }
+            return Ok(self.block(cid, "object").await?.len() as u64);
+        }
+        let data = self
+            .block(cid, &format!("file node of object {oid}"))
+            .await?;
+        Ok(unixfs::decode_file_node(&data)
+            .map_err(|e| anyhow!("file node {cid} of object {oid}: {e}"))?
+            .filesize)
+    }
 }
 
 /// Streams the object `oid` (under `cid`) into `out`, checking its bytes against `oid`

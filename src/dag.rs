@@ -362,24 +362,49 @@ pub fn snapshot_blocks_from_msgpack(
     raw: &[u8],
     mut cid_of: impl FnMut(&Id) -> Result<Cid>,
 ) -> Result<SnapshotBlocks> {
-    let mut record = record_of_msgpack(raw, "snapshot")?;
-    let manifest = match record.remove("manifest") {
-        Some(Value::Map(m)) => m,
-        _ => return Err(err("the snapshot record has no manifest map")),
+    let v = rmpv::decode::read_value(&mut &raw[..])
+        .map_err(|e| err(format!("stored snapshot record does not decode: {e}")))?;
+    let rmpv::Value::Map(fields) = v else {
+        return Err(err("the snapshot record is not a map"));
     };
-    let mut entries = Vec::with_capacity(manifest.len());
-    for (path, v) in manifest {
-        let oid = v
-            .as_text()
-            .and_then(|s| Id::parse(s).ok())
-            .ok_or_else(|| err(format!("manifest entry {path:?} is not an object id")))?;
-        let cid = cid_of(&oid)?;
-        entries.push(Entry {
-            path,
-            object_id: oid,
-            cid,
-        });
+    // The manifest goes straight to entries (no IPLD copy of it); the rest is the record.
+    let mut record = BTreeMap::new();
+    let mut entries = None;
+    for (k, v) in fields {
+        let key = k
+            .as_str()
+            .ok_or_else(|| err("snapshot: a map key that is not text"))?
+            .to_owned();
+        if key == "manifest" {
+            let rmpv::Value::Map(m) = v else {
+                return Err(err("the snapshot record's manifest is not a map"));
+            };
+            let mut es = Vec::with_capacity(m.len());
+            for (p, o) in m {
+                let path = p
+                    .as_str()
+                    .ok_or_else(|| err("snapshot: a manifest path that is not text"))?
+                    .to_owned();
+                let object_id = o
+                    .as_str()
+                    .and_then(|s| Id::parse(s).ok())
+                    .ok_or_else(|| err(format!("manifest entry {path:?} is not an object id")))?;
+                let cid = cid_of(&object_id)?;
+                es.push(Entry {
+                    path,
+                    object_id,
+                    cid,
+                });
+            }
+            entries = Some(es);
+        } else {
+            let value = from_msgpack(&v, &format!("snapshot.{key}"))?;
+            if record.insert(key.clone(), value).is_some() {
+                return Err(err(format!("snapshot: duplicate key {key:?}")));
+            }
+        }
     }
+    let entries = entries.ok_or_else(|| err("the snapshot record has no manifest map"))?;
     snapshot_blocks(record, entries)
 }
 

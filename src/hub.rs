@@ -275,11 +275,19 @@ impl Hub {
         if !pack.objects.is_empty() {
             self.store_bundle_objects(repo, &pack.objects).await?;
         }
+        // Snapshot nodes can be large: they become durable files before the transaction,
+        // which then records small rows only.
+        let snaps: Vec<(Id, Vec<u8>)> = pack
+            .snapshots
+            .iter()
+            .map(|(s, _, raw)| (*s, raw.clone()))
+            .collect();
+        let staged = self.stage_snapshot_nodes(&snaps).await?;
         let repo = repo.clone();
         let key = self.signer.clone();
         let outcome = self
             .db
-            .write(move |tx| apply_push(tx, &repo, pack, &key))
+            .write(move |tx| apply_push(tx, &repo, pack, &key, &staged))
             .await?;
         Ok(outcome)
     }
@@ -849,6 +857,7 @@ fn apply_push(
     repo: &Repo,
     pack: Pack,
     key: &libp2p::identity::Keypair,
+    staged: &HashMap<Id, dag::StagedSnapshot>,
 ) -> Result<Value> {
     let rid = repo.id;
     let tip = pack.tip(branch_field)?;
@@ -926,7 +935,12 @@ fn apply_push(
     // The history DAG: a node for every new commit and snapshot (and a refused push if a
     // record cannot become one), then the signed branch move.
     for (sid, _, _) in &pack.snapshots {
-        dag::snapshot_node(tx, sid)?;
+        match staged.get(sid) {
+            Some(s) => dag::record_snapshot_node(tx, sid, s)?,
+            None => {
+                dag::snapshot_node(tx, sid)?;
+            }
+        }
     }
     for (c, _) in &pack.commits {
         dag::commit_node(tx, &c.commit_id)?;

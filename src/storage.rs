@@ -28,6 +28,7 @@ use crate::cids::{self, DAG_PB, Id, RAW};
 use crate::db::{self, Db, content};
 
 mod put;
+pub use put::record_staged;
 pub mod unixfs;
 
 /// Blocks up to this size are stored inline in SQLite rather than as files.
@@ -415,7 +416,7 @@ impl Store {
     }
 
     /// Reads a raw leaf of a tree (a file, normally) into a pooled buffer.
-    fn read_leaf(&self, cid: &Cid) -> Result<Bytes> {
+    pub(crate) fn read_leaf(&self, cid: &Cid) -> Result<Bytes> {
         let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock {
             cid: cid.to_string(),
             why: e.to_string(),

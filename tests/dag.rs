@@ -670,3 +670,62 @@ async fn a_300_mib_repo_is_cloned_through_the_car_endpoint() {
         b"take 12 is the one\n"
     );
 }
+
+/// A manifest big enough to be split into parts larger than an inline block: the parts are
+/// block files, written before the push transaction, and everything still round-trips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_manifest_is_split_into_file_parts_that_export_and_clone() {
+    let a = TestHub::spawn().await;
+    let token = a.user("alice").await;
+    a.repo("alice", "takes", false).await;
+    let files: Vec<(String, Vec<u8>)> = (0..3000)
+        .map(|i| {
+            (
+                format!("takes/take-{i:04}.mid"),
+                format!("take {i}").into_bytes(),
+            )
+        })
+        .collect();
+    let objects: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let c = Commit::new(&[], &refs, "3000 takes", "2026-11-24T12:00:00+00:00");
+    let (s, b) = a
+        .push(
+            "alice/takes",
+            &token,
+            &objects,
+            std::slice::from_ref(&c),
+            "main",
+            false,
+        )
+        .await;
+    assert!(s.is_success(), "{}", String::from_utf8_lossy(&b));
+    let car = get_car(&a, "/alice/takes/commits/main/car").await;
+    let (root, secs) = sections(&car).await;
+    let parts = secs
+        .iter()
+        .filter(|(cid, off, len)| {
+            cid.codec() == DAG_CBOR
+                && musehub::dagcbor::decode(&car[*off..off + len])
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(|t| t.as_text().map(str::to_owned)))
+                    .as_deref()
+                    == Some(dag::SNAPSHOT_PART)
+        })
+        .count();
+    assert!(parts >= 2, "{parts} parts");
+    let work = tempfile::tempdir().unwrap();
+    let path = write_temp(work.path(), "takes.car", &car);
+    assert_eq!(car_check(&path, &root.to_string())["ok"], true);
+    let dir = work.path().join("takes");
+    musehub(
+        work.path(),
+        &["clone", path.to_str().unwrap(), dir.to_str().unwrap()],
+    )
+    .ok();
+    check_clone(&dir, &c.id, &files, 1);
+    musehub(a.data_dir(), &["doctor"]).ok();
+}

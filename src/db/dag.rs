@@ -33,6 +33,11 @@ pub fn put_node(
     muse_id: &Id,
 ) -> Result<()> {
     super::content::put_block(conn, digest, data.len() as u64, Some(data))?;
+    add_dag_block(conn, digest, kind, muse_id)
+}
+
+/// Records what a node block (already recorded in `blocks`) belongs to.
+pub fn add_dag_block(conn: &Connection, digest: &Id, kind: Kind, muse_id: &Id) -> Result<()> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO dag_blocks (digest, kind, muse_id) VALUES (?1, ?2, ?3)",
     )?

@@ -83,7 +83,8 @@ impl Hub {
             .map_err(|e| Error::Invalid(format!("planning the CAR: {e}")))?
     }
 
-    /// Streams a planned CAR; its length is exactly `plan.len`.
+    /// Streams a planned CAR; its length is exactly `plan.len`. Each block goes out as its
+    /// section prefix and then its bytes (pooled buffers for leaves), never copied together.
     pub fn car_stream(&self, plan: CarPlan) -> storage::ByteStream {
         let header = Bytes::from(crate::car::header(&[plan.root]));
         let store = self.store.clone();
@@ -91,28 +92,41 @@ impl Hub {
             .map(move |(cid, size)| {
                 let store = store.clone();
                 async move {
-                    let digest = cids::digest_of(&cid).map_err(std::io::Error::other)?;
-                    let data =
-                        tokio::task::spawn_blocking(move || store.read_block_blocking(&digest))
-                            .await
-                            .map_err(std::io::Error::other)?
-                            .map_err(std::io::Error::other)?
-                            .ok_or_else(|| {
-                                std::io::Error::other(format!("block {cid} is missing"))
-                            })?;
+                    let data = tokio::task::spawn_blocking(move || read_for_car(&store, &cid))
+                        .await
+                        .map_err(std::io::Error::other)??;
                     if data.len() as u64 != size {
                         return Err(std::io::Error::other(format!(
                             "block {cid} changed size while streaming"
                         )));
                     }
-                    let mut section = crate::car::section_prefix(&cid, data.len());
-                    section.extend_from_slice(&data);
-                    Ok(Bytes::from(section))
+                    let prefix = Bytes::from(crate::car::section_prefix(&cid, data.len()));
+                    Ok::<_, std::io::Error>([prefix, data])
                 }
             })
-            .buffered(READ_AHEAD);
+            .buffered(READ_AHEAD)
+            .flat_map(|r| {
+                let items: Vec<std::io::Result<Bytes>> = match r {
+                    Ok(pair) => pair.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures_util::stream::iter(items)
+            });
         Box::pin(futures_util::stream::once(async move { Ok(header) }).chain(sections))
     }
+}
+
+/// One block's bytes for a CAR: raw leaves through the store's buffer pool.
+fn read_for_car(store: &storage::Store, cid: &Cid) -> std::io::Result<Bytes> {
+    if cid.codec() == RAW {
+        return store.read_leaf(cid).map_err(std::io::Error::other);
+    }
+    let digest = cids::digest_of(cid).map_err(std::io::Error::other)?;
+    store
+        .read_block_blocking(&digest)
+        .map_err(std::io::Error::other)?
+        .map(Bytes::from)
+        .ok_or_else(|| std::io::Error::other(format!("block {cid} is missing")))
 }
 
 fn cid_of(bytes: &[u8]) -> Result<Cid> {

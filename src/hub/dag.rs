@@ -51,6 +51,89 @@ pub(crate) fn snapshot_node(conn: &Connection, sid: &Id) -> Result<Cid> {
     Ok(blocks.root.cid)
 }
 
+/// A snapshot's nodes built and made durable before the push transaction: large parts are
+/// files already, small blocks ride along to be written inline.
+#[derive(Debug)]
+pub(crate) struct StagedSnapshot {
+    pub cid: Cid,
+    pub blocks: Vec<(Id, u64, Option<Vec<u8>>)>,
+}
+
+impl Hub {
+    /// Builds and stages the nodes of the pack's snapshots that have none yet, one at a time
+    /// (so at most one snapshot's nodes are in memory). A snapshot that cannot be built here
+    /// (say, it names an object the hub lacks) is left to the transaction, which refuses it.
+    pub(crate) async fn stage_snapshot_nodes(
+        &self,
+        snapshots: &[(Id, Vec<u8>)],
+    ) -> Result<std::collections::HashMap<Id, StagedSnapshot>> {
+        let mut out = std::collections::HashMap::new();
+        for (sid, raw) in snapshots {
+            let (sid, raw) = (*sid, raw.clone());
+            let built = self
+                .db
+                .read(move |c| {
+                    if rows::snapshot_cid(c, &sid)?.is_some() {
+                        return Ok::<_, Error>(None);
+                    }
+                    Ok(dag::snapshot_blocks_from_msgpack(&raw, |oid| {
+                        object_cid(c, oid).map_err(|e| dag::Error(e.to_string()))
+                    })
+                    .ok())
+                })
+                .await?;
+            let Some(built) = built else { continue };
+            let blocks: Vec<dag::Block> = built
+                .parts
+                .into_iter()
+                .chain([built.root.clone()])
+                .collect();
+            self.store
+                .stage_files(
+                    blocks
+                        .iter()
+                        .map(|b| (b.digest(), bytes::Bytes::from(b.data.clone())))
+                        .collect(),
+                )
+                .await?;
+            let blocks = blocks
+                .into_iter()
+                .map(|b| {
+                    let digest = b.digest();
+                    let size = b.data.len() as u64;
+                    let inline = (b.data.len() <= crate::storage::INLINE_MAX).then_some(b.data);
+                    (digest, size, inline)
+                })
+                .collect();
+            out.insert(
+                sid,
+                StagedSnapshot {
+                    cid: built.root.cid,
+                    blocks,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Records a staged snapshot's nodes in the push transaction (unless it has some already).
+pub(crate) fn record_snapshot_node(
+    conn: &Connection,
+    sid: &Id,
+    staged: &StagedSnapshot,
+) -> Result<()> {
+    if rows::snapshot_cid(conn, sid)?.is_some() {
+        return Ok(());
+    }
+    for (digest, size, inline) in &staged.blocks {
+        content::put_block(conn, digest, *size, inline.as_deref())?;
+        rows::add_dag_block(conn, digest, Kind::Snapshot, sid)?;
+    }
+    rows::set_snapshot_cid(conn, sid, &staged.cid.to_bytes())?;
+    Ok(())
+}
+
 /// The commit's node CID, writing its node (and those of its snapshot and of any held
 /// ancestor without one, oldest first) if it has none.
 pub(crate) fn commit_node(conn: &Connection, commit_id: &Id) -> Result<Cid> {

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow, bail};
 use cid::Cid;
+use futures_util::StreamExt;
 
 use super::{Hub, dag as hubdag, topo_order};
 use crate::cids::Id;
@@ -16,6 +17,7 @@ use crate::clone::{self, CarIndex, History, Source};
 use crate::db::content::{self, CommitRow};
 use crate::db::repos;
 use crate::db::{dag as rows, users};
+use crate::storage::Imported;
 
 /// What an import did.
 #[derive(Debug, Clone)]
@@ -29,7 +31,43 @@ pub struct ImportReport {
     pub missing_parents: usize,
 }
 
+/// Objects stored at once.
+const OBJECTS_IN_FLIGHT: usize = 3;
+
 impl Hub {
+    /// Stores one object from the CAR through the store's writer (which checks its bytes
+    /// against `oid` and chunks them by this hub's profile) and checks that the result has
+    /// the CID the CAR links.
+    async fn store_object(
+        &self,
+        src: &Source,
+        oid: &Id,
+        cid: &Cid,
+    ) -> Result<(Imported, BTreeSet<std::path::PathBuf>)> {
+        let size = src.object_size(cid, oid).await?;
+        let mut w = self.store.writer(*oid, size).await?;
+        for piece in clone::pieces(src, cid, oid).await? {
+            let data = src.piece(piece, oid).await?;
+            w.write(&data).await?;
+        }
+        let (imp, d) = w.finish().await?;
+        let ours = match imp.root {
+            Some(root) => root,
+            // Already held: its CID is the one recorded then.
+            None if !imp.new => {
+                let o = *oid;
+                self.db.read(move |c| hubdag::object_cid(c, &o)).await?
+            }
+            None => oid.raw_cid(),
+        };
+        if ours != *cid {
+            bail!(
+                "object {oid} is linked as {cid}, but this hub's unixfs-v1-2025 layout gives {ours}"
+            );
+        }
+        Ok((imp, d))
+    }
+
     /// Imports `path` into `target` (`owner/slug`), or into the repo its ref-states name.
     pub async fn import_car(
         &self,
@@ -89,37 +127,35 @@ impl Hub {
             );
         };
         // Objects: stored, chunked by this hub's profile, and checked to give the same CIDs.
-        let mut batch = Vec::new();
-        let mut dirs = BTreeSet::new();
-        let mut bytes = 0u64;
+        // A few objects at a time: hashing one while another waits on the disk.
         let count = hist.objects.len();
-        for (i, (oid, cid)) in hist.objects.iter().enumerate() {
-            let mut buf = Vec::new();
-            // Every block was checked against its CID; the store writer below checks the
-            // bytes against the object id while chunking them.
-            clone::copy_object_with(&src, oid, cid, &mut buf, &|_| {}, false).await?;
-            bytes += buf.len() as u64;
-            let mut w = self.store.writer(*oid, buf.len() as u64).await?;
-            w.write(&buf).await?;
-            let (imp, d) = w.finish().await?;
-            let ours = match imp.root {
-                Some(root) => root,
-                // Already held: its CID is the one recorded then.
-                None if !imp.new => {
-                    let o = *oid;
-                    self.db.read(move |c| hubdag::object_cid(c, &o)).await?
-                }
-                None => oid.raw_cid(),
-            };
-            if ours != *cid {
-                bail!(
-                    "object {oid} is linked as {cid}, but this hub's unixfs-v1-2025 layout gives {ours}"
-                );
-            }
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let written = std::sync::atomic::AtomicU64::new(0);
+        let src = &src;
+        let results: Vec<Result<(Imported, BTreeSet<std::path::PathBuf>)>> =
+            futures_util::stream::iter(hist.objects.iter())
+                .map(|(oid, cid)| {
+                    let (done, written) = (&done, &written);
+                    async move {
+                        let r = self.store_object(src, oid, cid).await?;
+                        let b = written.fetch_add(r.0.size, std::sync::atomic::Ordering::Relaxed)
+                            + r.0.size;
+                        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        progress(b, n, count);
+                        Ok(r)
+                    }
+                })
+                .buffer_unordered(OBJECTS_IN_FLIGHT)
+                .collect()
+                .await;
+        let mut batch = Vec::with_capacity(count);
+        let mut dirs = BTreeSet::new();
+        for r in results {
+            let (imp, d) = r?;
             batch.push(imp);
             dirs.extend(d);
-            progress(bytes, i + 1, count);
         }
+        let bytes = written.into_inner();
         let domain = states
             .first()
             .map(|(_, s)| s.domain.clone())

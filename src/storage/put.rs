@@ -33,3 +33,35 @@ impl Store {
             .write_blocking(|c| Ok::<_, super::Error>(content::put_block(c, &digest, size, None)?))
     }
 }
+
+impl Store {
+    /// Makes blocks durable as files ahead of the transaction that will record them (see
+    /// [`record_staged`]); blocks up to [`INLINE_MAX`] are left for that transaction
+    /// to write inline. Returns nothing to undo: an unrecorded file is an orphan.
+    pub async fn stage_files(&self, blocks: Vec<(Id, Bytes)>) -> Result<()> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut dirs = BTreeSet::new();
+            for (digest, data) in &blocks {
+                if data.len() > INLINE_MAX {
+                    dirs.insert(store.write_file(digest, data)?);
+                }
+            }
+            sync_dirs(&dirs)?;
+            Ok::<_, super::Error>(())
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+}
+
+/// Records a block staged by [`Store::stage_files`] (a file when over [`INLINE_MAX`], else
+/// inline) in the caller's transaction.
+pub fn record_staged(
+    conn: &rusqlite::Connection,
+    digest: &Id,
+    data: &[u8],
+) -> crate::db::Result<()> {
+    let inline = (data.len() <= INLINE_MAX).then_some(data);
+    content::put_block(conn, digest, data.len() as u64, inline)
+}

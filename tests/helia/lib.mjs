@@ -41,7 +41,9 @@ export function fail (message, code = EXIT_FAIL) {
 export function succeed () {
   if (exiting) return
   exiting = true
-  process.exit(0)
+  // Exit once stdout is flushed: on a pipe, writes are asynchronous and an immediate
+  // process.exit() cuts a long result line short (a CAR checker listing 3,000 CIDs).
+  process.stdout.write('', () => process.exit(0))
 }
 
 /**
