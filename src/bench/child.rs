@@ -80,6 +80,8 @@ impl Hub {
             .arg(data_dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("MUSEHUB_LOG", "warn")
+            // As the systemd unit runs it (see systemd/musehub.service).
+            .env("MALLOC_ARENA_MAX", "2")
             // The IPFS node on loopback only, alone: no bootstrap peers, no mDNS.
             .env("MUSEHUB_IPFS_LISTEN", "/ip4/127.0.0.1/tcp/0")
             .env("MUSEHUB_IPFS_BOOTSTRAP", "")
