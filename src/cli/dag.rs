@@ -15,7 +15,7 @@ use crate::cids::{DAG_CBOR, Id};
 use crate::clone::{self, CarIndex, RepoMeta, Source};
 use crate::config::Config;
 use crate::dag;
-use crate::ipfs::{Node, ipns, node};
+use crate::ipfs::{Node, ipns};
 use crate::server::open_hub;
 
 /// A one-line progress report on stderr, redrawn on a terminal, printed at the end otherwise.
@@ -201,17 +201,7 @@ async fn ipfs_client(config: &Config, net: &NetArgs) -> Result<Client> {
     cfg.ipfs = super::ipfs::client_ipfs(config);
     let hub = open_hub(&cfg)?;
     let shutdown = CancellationToken::new();
-    let node = Node::start(
-        hub,
-        cfg.ipfs.clone(),
-        libp2p::identity::Keypair::generate_ed25519(),
-        node::NodeOptions::default(),
-        shutdown.clone(),
-    )
-    .await?;
-    for p in peers {
-        node.dial(p).await?;
-    }
+    let node = super::ipfs::client_node(hub, cfg.ipfs.clone(), peers, shutdown.clone()).await?;
     Ok(Client {
         node,
         shutdown,
@@ -371,8 +361,23 @@ async fn clone_into(config: &Config, origin: Origin, dir: &Path, net: &NetArgs) 
             let meta = meta_from(&hist, states.first().map(|(_, s)| s));
             (hist, src, meta)
         }
-        Origin::Cid(cid) => {
+        ipfs_origin => {
             let client = ipfs_client(config, net).await?;
+            let (cid, named) = match ipfs_origin {
+                Origin::Cid(cid) => (cid, None),
+                Origin::Ipns(peer, repo) => {
+                    let (cid, meta) = tokio::time::timeout(
+                        net.timeout,
+                        resolve_index(&client.node, &peer, repo.as_deref()),
+                    )
+                    .await
+                    .map_err(|_| {
+                        anyhow!("gave up resolving /ipns/{peer} after {:?}", net.timeout)
+                    })??;
+                    (cid, Some(meta))
+                }
+                Origin::Hub(_) | Origin::Car(_) => unreachable!("handled above"),
+            };
             let src = Source::Ipfs(client.node.clone());
             let hist =
                 tokio::time::timeout(net.timeout, clone::load(&src, cid, true, &HashSet::new()))
@@ -383,31 +388,10 @@ async fn clone_into(config: &Config, origin: Origin, dir: &Path, net: &NetArgs) 
                             net.timeout
                         )
                     })??;
-            let meta = meta_from(&hist, None);
-            let r = write_repo(&src, &hist, dir, &meta, &show, net.timeout).await;
-            drop(client);
-            r?;
-            return finish(dir, &hist, &meta, &bar);
-        }
-        Origin::Ipns(peer, repo) => {
-            let client = ipfs_client(config, net).await?;
-            let (cid, mut meta) = tokio::time::timeout(
-                net.timeout,
-                resolve_index(&client.node, &peer, repo.as_deref()),
-            )
-            .await
-            .map_err(|_| anyhow!("gave up resolving /ipns/{peer} after {:?}", net.timeout))??;
-            let src = Source::Ipfs(client.node.clone());
-            let hist =
-                tokio::time::timeout(net.timeout, clone::load(&src, cid, true, &HashSet::new()))
-                    .await
-                    .map_err(|_| {
-                        anyhow!(
-                            "gave up after {:?}: no peer sent the history of {cid}",
-                            net.timeout
-                        )
-                    })??;
-            meta.domain = meta_from(&hist, None).domain;
+            let mut meta = meta_from(&hist, None);
+            if let Some(named) = named {
+                meta.branch = named.branch;
+            }
             let r = write_repo(&src, &hist, dir, &meta, &show, net.timeout).await;
             drop(client);
             r?;

@@ -125,17 +125,7 @@ pub(super) fn get(config: &Config, args: GetArgs) -> Result<()> {
     let rt = super::runtime()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
-        let node = Node::start(
-            hub,
-            ipfs,
-            libp2p::identity::Keypair::generate_ed25519(),
-            node::NodeOptions::default(),
-            shutdown.clone(),
-        )
-        .await?;
-        for p in peers {
-            node.dial(p).await?;
-        }
+        let node = client_node(hub, ipfs, peers, shutdown.clone()).await?;
         // Peers still identifying are asked as they come: the fetch keeps asking new
         // Bitswap peers until it finds the block or nobody is left.
         let result = tokio::time::timeout(args.timeout, fetch_to(&node, &cid, args.out)).await;
@@ -158,6 +148,27 @@ pub(super) fn client_ipfs(config: &Config) -> crate::config::IpfsConfig {
     ipfs.dht_mode = DhtMode::Client;
     ipfs.upnp = false;
     ipfs
+}
+
+/// A short-lived client node over `hub`'s store with a fresh identity, dialling `peers`.
+pub(super) async fn client_node(
+    hub: crate::hub::Hub,
+    ipfs: crate::config::IpfsConfig,
+    peers: Vec<libp2p::Multiaddr>,
+    shutdown: CancellationToken,
+) -> Result<Node> {
+    let node = Node::start(
+        hub,
+        ipfs,
+        libp2p::identity::Keypair::generate_ed25519(),
+        node::NodeOptions::default(),
+        shutdown,
+    )
+    .await?;
+    for p in peers {
+        node.dial(p).await?;
+    }
+    Ok(node)
 }
 
 /// `--peer` values as multiaddrs.
