@@ -32,6 +32,7 @@ pub mod dag;
 pub mod dagcbor;
 pub mod db;
 pub mod doctor;
+pub mod httpsig;
 pub mod hub;
 pub mod ipfs;
 pub mod metrics;
