@@ -11,6 +11,7 @@ use crate::config::{self, Config, Overrides};
 mod admin;
 mod dag;
 mod ipfs;
+mod key;
 mod serve;
 
 /// A self-hostable hub for Muse, the version control system for music.
@@ -87,6 +88,10 @@ pub enum Command {
         #[arg(long, default_value = "5m", value_name = "DURATION")]
         timeout: humantime::Duration,
     },
+    /// Your Ed25519 identity key: create, show or import it (kept in ~/.config/musehub/keys,
+    /// readable only by you; the private key is never printed).
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Export or import a repo's history as a CAR file (the IPFS archive format).
     #[command(subcommand)]
     Car(CarCommand),
@@ -134,6 +139,42 @@ pub enum Command {
     },
     /// Measure push, fetch and lookup speed on this machine and print the figures.
     Bench(crate::bench::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a new key and its signed key bundle (refuses to replace an existing key).
+    Generate {
+        /// Your handle: 1 to 32 lowercase letters, digits or '-'.
+        #[arg(long)]
+        handle: String,
+        /// Where to keep the key [default: ~/.config/musehub/keys/HANDLE.key].
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Show the public key, peer id and key bundle CID (never the private key).
+    Show {
+        #[arg(long)]
+        handle: String,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Print JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a private key (PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` writes,
+    /// or 64 hex characters).
+    Import {
+        #[arg(long)]
+        handle: String,
+        /// The file holding the private key.
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Replace a key already kept for this handle.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +301,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 timeout: timeout.into(),
             },
         ),
+        Command::Key(KeyCommand::Generate { handle, key_file }) => key::generate(&handle, key_file),
+        Command::Key(KeyCommand::Show {
+            handle,
+            key_file,
+            json,
+        }) => key::show(&handle, key_file, json),
+        Command::Key(KeyCommand::Import {
+            handle,
+            file,
+            key_file,
+            replace,
+        }) => key::import(&handle, &file, key_file, replace),
         Command::Car(CarCommand::Export {
             repo,
             rev,

@@ -34,6 +34,7 @@ pub mod db;
 pub mod doctor;
 pub mod httpsig;
 pub mod hub;
+pub mod identity;
 pub mod ipfs;
 pub mod metrics;
 pub mod midi;

@@ -14,6 +14,7 @@
 //! - `ipfs`: musehub IPFS nodes on loopback: Bitswap, the DHT, privacy, a rogue peer.
 //! - `helia_interop`: Helia (js) against the hub: Bitswap both ways, same CIDs, IPNS, `musehub get`.
 //! - `dag`: the history DAG: CAR export/import, clone (hub, CAR, Helia), pull, verify, bad CARs.
+//! - `identity`: `musehub key generate|show|import`: key files, no secrets printed, bundles.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
@@ -24,6 +25,7 @@ mod dag;
 mod gateway;
 mod harness;
 mod helia_interop;
+mod identity;
 mod ipfs;
 mod unixfs_interop;
 mod web_media;
