@@ -729,3 +729,70 @@ async fn a_large_manifest_is_split_into_file_parts_that_export_and_clone() {
     check_clone(&dir, &c.id, &files, 1);
     musehub(a.data_dir(), &["doctor"]).ok();
 }
+
+/// With only the hub's IPNS name (and its node as a peer): `musehub clone /ipns/…` finds the
+/// repo's head through the signed index, and `musehub verify` finds the ref-state chain the
+/// same way, with no CAR file and no HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_and_verify_through_the_hubs_ipns_name() {
+    let hub = crate::ipfs::ipfs_hub(&[]).await;
+    let song = push_song(&hub, "alice/song").await;
+    let n = crate::ipfs::node(&hub);
+    let peer = n.peer_id();
+    let name = musehub::ipfs::ipns::name_to_string(&peer);
+    // The push after start triggers a republish; wait for an index with the head's CID.
+    let start = std::time::Instant::now();
+    let head_cid = loop {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no index with alice/song's head"
+        );
+        let (s, b) = hub.get(&format!("/ipns/{name}?format=raw"), None).await;
+        if s.is_success() {
+            let v = musehub::dagcbor::decode(&b).expect("the index is DAG-CBOR");
+            let head = v
+                .get("repos")
+                .and_then(|r| r.as_list())
+                .and_then(|r| r.first())
+                .and_then(|r| r.get("heads"))
+                .and_then(|h| h.get("main"))
+                .and_then(|l| l.as_link())
+                .copied();
+            if let Some(h) = head {
+                break h;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let ma = format!("{}/p2p/{peer}", crate::ipfs::addrs(&hub).await[0]);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("song");
+    let client = work.path().join("client");
+    let out = musehub_cmd(&client)
+        .args([
+            "clone",
+            &format!("/ipns/{name}/alice/song"),
+            dir.to_str().unwrap(),
+        ])
+        .args(["--peer", &ma, "--timeout", "1m"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "clone /ipns: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_clone(&dir, &song.head, &song.files_v2, 2);
+    let out = musehub_cmd(&client)
+        .args(["verify", &head_cid.to_string(), "--key", &peer.to_string()])
+        .args(["--peer", &ma, "--timeout", "1m"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK:"),
+        "verify: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
