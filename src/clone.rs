@@ -375,17 +375,6 @@ pub async fn copy_object<W: std::io::Write + Send>(
     out: &mut W,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64> {
-    copy_object_with(src, oid, cid, out, progress, true).await
-}
-
-pub(crate) async fn copy_object_with<W: std::io::Write + Send>(
-    src: &Source,
-    oid: &Id,
-    cid: &Cid,
-    out: &mut W,
-    progress: &(dyn Fn(u64) + Sync),
-    check: bool,
-) -> Result<u64> {
     let pieces = pieces(src, cid, oid).await?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
@@ -403,15 +392,13 @@ pub(crate) async fn copy_object_with<W: std::io::Write + Send>(
         .buffered(FETCH_AHEAD);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        if check {
-            hasher.update(&chunk);
-        }
+        hasher.update(&chunk);
         out.write_all(&chunk)?;
         size += chunk.len() as u64;
         progress(chunk.len() as u64);
     }
     let got = Id(hasher.finalize().into());
-    if check && got != *oid {
+    if got != *oid {
         bail!("object {oid} (CID {cid}): its bytes hash to {got}");
     }
     Ok(size)

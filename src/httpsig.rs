@@ -685,6 +685,15 @@ mod tests {
         );
     }
 
+    /// The hub-to-hub request every fixture signs and checks.
+    fn request<'a>(headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
+        Request {
+            method: "POST",
+            target_uri: "https://hub.example/alice/song/notify",
+            headers,
+        }
+    }
+
     struct Fixture {
         key: Keypair,
         body: Vec<u8>,
@@ -704,17 +713,16 @@ mod tests {
             }
         }
 
-        fn signed(&self, nonce: &str, expires_in: i64) -> (String, String) {
-            let h: Vec<(&str, &str)> = self
-                .headers
+        fn header_refs(&self) -> Vec<(&str, &str)> {
+            self.headers
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let req = Request {
-                method: "POST",
-                target_uri: "https://hub.example/alice/song/notify",
-                headers: &h,
-            };
+                .collect()
+        }
+
+        fn signed(&self, nonce: &str, expires_in: i64) -> (String, String) {
+            let h = self.header_refs();
+            let req = request(&h);
             let how = Signing {
                 created: self.now,
                 expires: self.now + expires_in,
@@ -732,16 +740,8 @@ mod tests {
             now: i64,
             replay: &ReplayCache,
         ) -> Result<Verified> {
-            let h: Vec<(&str, &str)> = self
-                .headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let req = Request {
-                method: "POST",
-                target_uri: "https://hub.example/alice/song/notify",
-                headers: &h,
-            };
+            let h = self.header_refs();
+            let req = request(&h);
             let digest = req.component("content-digest")?;
             check_content_digest(&digest, &self.body)?;
             let policy = Policy {

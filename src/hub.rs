@@ -282,7 +282,7 @@ impl Hub {
             .iter()
             .map(|(s, _, raw)| (*s, raw.clone()))
             .collect();
-        let staged = self.stage_snapshot_nodes(&snaps).await?;
+        let staged = self.stage_snapshot_nodes(snaps).await?;
         let repo = repo.clone();
         let key = self.signer.clone();
         let outcome = self

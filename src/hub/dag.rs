@@ -65,11 +65,10 @@ impl Hub {
     /// (say, it names an object the hub lacks) is left to the transaction, which refuses it.
     pub(crate) async fn stage_snapshot_nodes(
         &self,
-        snapshots: &[(Id, Vec<u8>)],
+        snapshots: Vec<(Id, Vec<u8>)>,
     ) -> Result<std::collections::HashMap<Id, StagedSnapshot>> {
         let mut out = std::collections::HashMap::new();
         for (sid, raw) in snapshots {
-            let (sid, raw) = (*sid, raw.clone());
             let built = self
                 .db
                 .read(move |c| {
@@ -83,35 +82,22 @@ impl Hub {
                 })
                 .await?;
             let Some(built) = built else { continue };
-            let blocks: Vec<dag::Block> = built
+            let root = built.root.cid;
+            let blocks: Vec<(Id, bytes::Bytes)> = built
                 .parts
                 .into_iter()
-                .chain([built.root.clone()])
+                .chain([built.root])
+                .map(|b| (b.digest(), bytes::Bytes::from(b.data)))
                 .collect();
-            self.store
-                .stage_files(
-                    blocks
-                        .iter()
-                        .map(|b| (b.digest(), bytes::Bytes::from(b.data.clone())))
-                        .collect(),
-                )
-                .await?;
+            self.store.stage_files(blocks.clone()).await?;
             let blocks = blocks
                 .into_iter()
-                .map(|b| {
-                    let digest = b.digest();
-                    let size = b.data.len() as u64;
-                    let inline = (b.data.len() <= crate::storage::INLINE_MAX).then_some(b.data);
-                    (digest, size, inline)
+                .map(|(digest, data)| {
+                    let inline = (data.len() <= crate::storage::INLINE_MAX).then(|| data.to_vec());
+                    (digest, data.len() as u64, inline)
                 })
                 .collect();
-            out.insert(
-                sid,
-                StagedSnapshot {
-                    cid: built.root.cid,
-                    blocks,
-                },
-            );
+            out.insert(sid, StagedSnapshot { cid: root, blocks });
         }
         Ok(out)
     }

@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::{AppState, Error, Result, caller};
 use crate::cids::Id;
@@ -14,20 +14,6 @@ use crate::cids::Id;
 const MAX_HAVES: usize = 1024;
 
 pub async fn export(
-    st: AppState,
-    headers: HeaderMap,
-    owner: String,
-    slug: String,
-    rev: String,
-    query: Option<String>,
-) -> Response {
-    match answer(st, headers, owner, slug, rev, query).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn answer(
     st: AppState,
     headers: HeaderMap,
     owner: String,

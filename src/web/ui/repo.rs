@@ -913,7 +913,8 @@ pub async fn commits(
 ) -> Result<Response, PageError> {
     if let Some(r) = rev.strip_suffix("/car") {
         // `commits/{ref}/car`: the commit's DAG as a CAR file (src/web/car.rs).
-        return Ok(crate::web::car::export(st, headers, owner, slug, r.to_owned(), query).await);
+        let car = crate::web::car::export(st, headers, owner, slug, r.to_owned(), query).await;
+        return Ok(car.into_response());
     }
     let cx = open(&st, &headers, &owner, &slug).await?;
     let after = match pager.after.as_deref().filter(|a| !a.is_empty()) {
