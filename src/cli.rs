@@ -9,9 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, Overrides};
 
 mod admin;
+mod chain;
 mod dag;
 mod ipfs;
 mod key;
+mod login;
 mod serve;
 
 /// A self-hostable hub for Muse, the version control system for music.
@@ -92,6 +94,23 @@ pub enum Command {
     /// readable only by you; the private key is never printed).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Sign in to a hub with your key (no password): the hub's token is saved where the
+    /// Muse CLI finds it (~/.muse/identity.toml), so `muse push` works.
+    Login {
+        /// The hub's address, e.g. https://musehub.local:8443
+        hub: String,
+        /// Your handle (the key kept for it in ~/.config/musehub/keys is used).
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// A token you already have on this hub: adds your key to that account.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        /// A note to recognise the token by in `musehub token list`.
+        #[arg(long, default_value = "musehub login")]
+        label: String,
+    },
     /// Export or import a repo's history as a CAR file (the IPFS archive format).
     #[command(subcommand)]
     Car(CarCommand),
@@ -175,6 +194,63 @@ pub enum KeyCommand {
         #[arg(long)]
         replace: bool,
     },
+    /// Register your handle and key on chain (the EVM key that pays becomes its owner).
+    Anchor {
+        #[arg(long)]
+        handle: String,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        #[command(flatten)]
+        chain: chain::ChainArgs,
+    },
+    /// Replace your key on chain with a new one (made now; the old key is kept renamed).
+    /// Every hub refuses the old key's tokens from its next check.
+    Rotate {
+        #[arg(long)]
+        handle: String,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// The current key is lost: rotate with the owner address alone (hubs flag this).
+        #[arg(long)]
+        recovery: bool,
+        #[command(flatten)]
+        chain: chain::ChainArgs,
+    },
+    /// Mark a key compromised on chain: hubs refuse everything signed with it.
+    Revoke {
+        #[arg(long)]
+        handle: String,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// The key to revoke, 64 hex [default: the key in the key file].
+        #[arg(long, value_name = "HEX")]
+        key: Option<String>,
+        /// compromised, lost, superseded or unspecified.
+        #[arg(long, default_value = "compromised")]
+        reason: String,
+        #[command(flatten)]
+        chain: chain::ChainArgs,
+    },
+    /// What the chain says about your handle and key.
+    Status {
+        #[arg(long)]
+        handle: String,
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Print JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        chain: chain::ChainArgs,
+    },
+    /// Deploy a new key registry contract (for a local test chain or a new network).
+    DeployRegistry {
+        /// An ERC-8004 identity registry to allow linking agents [default: none].
+        #[arg(long, value_name = "ADDRESS")]
+        identity_registry: Option<String>,
+        #[command(flatten)]
+        chain: chain::ChainArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +294,9 @@ pub enum UserCommand {
     Add { name: String },
     /// List users.
     List,
+    /// Forget everything cached from the key registry; the hub refills it from the chain
+    /// when it next starts (the chain is the authority, nothing is lost).
+    ClearKeyCache,
 }
 
 #[derive(Debug, Subcommand)]
@@ -313,6 +392,47 @@ pub fn run(cli: Cli) -> Result<()> {
             key_file,
             replace,
         }) => key::import(&handle, &file, key_file, replace),
+        Command::Key(KeyCommand::Anchor {
+            handle,
+            key_file,
+            chain,
+        }) => chain::anchor(&config, &handle, key_file, &chain),
+        Command::Key(KeyCommand::Rotate {
+            handle,
+            key_file,
+            recovery,
+            chain,
+        }) => chain::rotate(&config, &handle, key_file, recovery, &chain),
+        Command::Key(KeyCommand::Revoke {
+            handle,
+            key_file,
+            key,
+            reason,
+            chain,
+        }) => chain::revoke(&config, &handle, key_file, key, &reason, &chain),
+        Command::Key(KeyCommand::Status {
+            handle,
+            key_file,
+            json,
+            chain,
+        }) => chain::status(&config, &handle, key_file, json, &chain),
+        Command::Key(KeyCommand::DeployRegistry {
+            identity_registry,
+            chain,
+        }) => chain::deploy(&config, identity_registry, &chain),
+        Command::Login {
+            hub,
+            user,
+            key_file,
+            token,
+            label,
+        } => login::run(login::LoginArgs {
+            hub,
+            user,
+            key_file,
+            token,
+            label,
+        }),
         Command::Car(CarCommand::Export {
             repo,
             rev,

@@ -79,6 +79,33 @@ pub const TEMPLATE: &str = r#"# musehub configuration. Each setting can also be 
 # Let /ipfs/ on this hub's web server fetch content it does not hold (from peers, the DHT and
 # the gateways above). Off: the gateway serves only this hub's own public content.
 # gateway_fetch = false
+
+# The on-chain key registry (MuseKeyRegistry). With it, every signed-in user's Ed25519 key
+# is checked against the chain: this hub is only a cache, and a revoked or replaced key is
+# refused. Without it, keys are known to this hub only (shown as "not anchored").
+# Examples (uncomment [chain] and one block):
+# [chain]
+# A local anvil chain (`anvil --hardfork cancun`; `musehub key deploy-registry` prints the address):
+# rpc_url = "http://127.0.0.1:8545"
+# chain_id = 31337
+# registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+# Avalanche Fuji testnet:
+# rpc_url = "https://api.avax-test.network/ext/bc/C/rpc"
+# chain_id = 43113
+# registry = "0x…"            # the address your deployment printed
+# from_block = 0              # the block it was deployed in (event replays start there)
+# Avalanche C-Chain:
+# rpc_url = "https://api.avax.network/ext/bc/C/rpc"
+# chain_id = 43114
+# registry = "0x…"
+# How long a checked key is trusted before the chain is asked again.
+# cache_ttl = "2m"
+# How often the registry's events are read (they make the hub re-check a key at once).
+# follow_every = "30s"
+# Accept signed-in keys the chain does not know yet (shown as "pending").
+# allow_unanchored = false
+# The EVM key file (0x + 64 hex, mode 0600) `musehub key anchor|rotate|revoke` pay gas with.
+# signer_key_file = "/home/me/.config/musehub/evm.key"
 "#;
 
 /// The file as written by people. Every field is optional; unknown keys are errors.
@@ -93,6 +120,88 @@ pub struct RawConfig {
     pub max_fetch_answer: Option<Size>,
     pub public_url: Option<String>,
     pub ipfs: Option<RawIpfs>,
+    pub chain: Option<RawChain>,
+}
+
+/// The `[chain]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChain {
+    pub rpc_url: Option<String>,
+    pub chain_id: Option<u64>,
+    pub registry: Option<String>,
+    pub from_block: Option<u64>,
+    pub cache_ttl: Option<String>,
+    pub follow_every: Option<String>,
+    pub allow_unanchored: Option<bool>,
+    pub signer_key_file: Option<PathBuf>,
+}
+
+/// The validated `[chain]` settings.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    pub endpoint: crate::chain::Endpoint,
+    pub cache_ttl: Duration,
+    /// How often the registry's events are polled.
+    pub follow_every: Duration,
+    pub allow_unanchored: bool,
+    pub signer_key_file: Option<PathBuf>,
+}
+
+/// How long a key checked on chain is trusted by default.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(120);
+
+impl ChainConfig {
+    /// `None` when no `rpc_url` is set (the chain is optional); otherwise every field the
+    /// registry needs must be there.
+    pub fn validate(raw: RawChain) -> Result<Option<ChainConfig>> {
+        let Some(url) = raw.rpc_url.filter(|u| !u.trim().is_empty()) else {
+            if raw.registry.is_some() || raw.chain_id.is_some() {
+                bail!("chain: registry and chain_id are set but rpc_url is not");
+            }
+            return Ok(None);
+        };
+        let rpc_url: reqwest::Url = url.trim().parse().with_context(|| {
+            format!("chain.rpc_url {url:?} must be a URL like http://127.0.0.1:8545")
+        })?;
+        if !matches!(rpc_url.scheme(), "http" | "https") {
+            bail!("chain.rpc_url must start with http:// or https:// (got {url:?})");
+        }
+        let chain_id = raw.chain_id.context(
+            "chain.chain_id is missing (31337 for anvil, 43113 for Fuji, 43114 for the C-Chain)",
+        )?;
+        let registry_text = raw
+            .registry
+            .context("chain.registry is missing: the MuseKeyRegistry contract address (0x…)")?;
+        let registry = registry_text.trim().parse().with_context(|| {
+            format!("chain.registry {registry_text:?} is not an address like 0x5FbDB2315678afecb367f032d93F642f64180aa3")
+        })?;
+        let cache_ttl = match raw.cache_ttl {
+            None => DEFAULT_CACHE_TTL,
+            Some(t) => humantime::parse_duration(&t).with_context(|| {
+                format!("chain.cache_ttl {t:?} must be a duration like 2m or 30s")
+            })?,
+        };
+        // By default events are polled several times per TTL, so a rotation or revocation is
+        // noticed well before a cached answer would expire anyway.
+        let follow_every = match raw.follow_every {
+            None => (cache_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            Some(t) => humantime::parse_duration(&t)
+                .with_context(|| format!("chain.follow_every {t:?} must be a duration like 15s"))?,
+        };
+        Ok(Some(ChainConfig {
+            endpoint: crate::chain::Endpoint {
+                rpc_url,
+                chain_id,
+                registry,
+                from_block: raw.from_block.unwrap_or(0),
+            },
+            cache_ttl,
+            follow_every,
+            allow_unanchored: raw.allow_unanchored.unwrap_or(false),
+            signer_key_file: raw.signer_key_file,
+        }))
+    }
 }
 
 /// The `[ipfs]` table.
@@ -294,6 +403,8 @@ pub struct Config {
     /// How long shutdown waits for open requests.
     pub shutdown_grace: Duration,
     pub ipfs: IpfsConfig,
+    /// The key registry, when configured.
+    pub chain: Option<ChainConfig>,
 }
 
 /// The data directory from the flag, `$MUSEHUB_DATA`, or `./musehub-data`.
@@ -396,6 +507,7 @@ impl Config {
             public_url,
             shutdown_grace: Duration::from_secs(10),
             ipfs: IpfsConfig::validate(raw.ipfs.unwrap_or_default())?,
+            chain: ChainConfig::validate(raw.chain.unwrap_or_default())?,
         })
     }
 
@@ -450,6 +562,23 @@ fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Resul
     }
     if let Some(v) = get("MUSEHUB_PUBLIC_URL") {
         raw.public_url = Some(v);
+    }
+    let chain = raw.chain.get_or_insert_with(RawChain::default);
+    if let Some(v) = get("MUSEHUB_CHAIN_RPC_URL") {
+        chain.rpc_url = Some(v);
+    }
+    if let Some(v) = get("MUSEHUB_CHAIN_ID") {
+        chain.chain_id = Some(
+            v.trim()
+                .parse()
+                .with_context(|| format!("MUSEHUB_CHAIN_ID must be a number, not {v:?}"))?,
+        );
+    }
+    if let Some(v) = get("MUSEHUB_CHAIN_REGISTRY") {
+        chain.registry = Some(v);
+    }
+    if let Some(v) = get("MUSEHUB_CHAIN_SIGNER_KEY_FILE") {
+        chain.signer_key_file = Some(PathBuf::from(v));
     }
     let ipfs = raw.ipfs.get_or_insert_with(RawIpfs::default);
     let list = |v: String| -> Vec<String> {

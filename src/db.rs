@@ -16,6 +16,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 pub mod blocks;
 pub mod content;
 pub mod dag;
+pub mod identities;
 pub mod published;
 pub mod repos;
 pub mod sessions;
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("db/migrations/0003_object_blocks.sql"),
     include_str!("db/migrations/0004_published_blocks.sql"),
     include_str!("db/migrations/0005_commit_dag.sql"),
+    include_str!("db/migrations/0006_identities.sql"),
 ];
 
 /// How long a connection waits on a lock held by another before giving up. Writes are

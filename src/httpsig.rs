@@ -250,6 +250,30 @@ pub fn sign(
     ))
 }
 
+/// The three headers that sign a request over [`REQUIRED`]: `Content-Digest`,
+/// `Signature-Input` and `Signature`.
+pub fn signed_headers(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    how: &Signing<'_>,
+    key: &Keypair,
+) -> Result<[(&'static str, String); 3]> {
+    let digest = content_digest(body);
+    let headers = [("content-digest", digest.as_str())];
+    let req = Request {
+        method,
+        target_uri: url,
+        headers: &headers,
+    };
+    let (input, sig) = sign(&req, &REQUIRED, how, key)?;
+    Ok([
+        ("content-digest", digest),
+        ("signature-input", input),
+        ("signature", sig),
+    ])
+}
+
 /// What a verifier requires.
 #[derive(Debug, Clone)]
 pub struct Policy<'a> {
@@ -359,6 +383,25 @@ pub fn verify(
         nonce,
         created,
     })
+}
+
+/// The `keyid` of signature `label` (or the only one), read before verifying so the
+/// verifier can look the key up.
+pub fn keyid(signature_input: &str, label: Option<&str>) -> Result<String> {
+    if signature_input.len() > MAX_HEADER {
+        return Err(Error::TooLarge("Signature-Input"));
+    }
+    let inputs = parse_inputs(signature_input)?;
+    let params = match label {
+        Some(l) => inputs.into_iter().find(|(k, _)| k == l).map(|(_, p)| p),
+        None if inputs.len() == 1 => inputs.into_iter().next().map(|(_, p)| p),
+        None => None,
+    }
+    .ok_or_else(|| Error::NoLabel(label.unwrap_or_default().to_owned()))?;
+    params
+        .str("keyid")
+        .map(str::to_owned)
+        .ok_or(Error::MissingParam("keyid"))
 }
 
 /// Nonces seen, per key, until their signature could no longer verify anyway.

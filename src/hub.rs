@@ -27,6 +27,7 @@ use crate::{auth, muse};
 mod blocks;
 mod car;
 pub(crate) mod dag;
+pub mod identity;
 mod import;
 pub use blocks::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
 pub use car::CarPlan;
@@ -57,6 +58,8 @@ pub struct Hub {
     pub metrics: Arc<Metrics>,
     /// The hub's Ed25519 key (its IPFS node key): signs every ref-state.
     pub signer: libp2p::identity::Keypair,
+    /// Users' keys, the chain cache, login challenges and the signed-request replay cache.
+    pub identity: Arc<identity::Identities>,
 }
 
 /// Why a request was refused or failed. [`crate::web`] maps each to an HTTP status.
@@ -72,6 +75,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Something the answer depends on (the key registry) cannot be reached right now.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Wire(#[from] wire::Error),
     #[error("this answer would be {size} bytes, over the {cap}-byte limit of the Muse CLI: {hint}")]
@@ -109,7 +115,13 @@ impl Hub {
         let hash = auth::hash_token(token);
         let user = self.db.read(move |c| db::users::by_token(c, &hash)).await?;
         match user {
-            Some(u) => Ok(Some(u)),
+            Some(u) => {
+                // A token minted by `musehub login` dies with its key.
+                if let Some(k) = &u.key {
+                    self.require_key(&u.name, k, identity::Use::Read).await?;
+                }
+                Ok(Some(u))
+            }
             None => Err(Error::Unauthorized(
                 "invalid, expired or revoked token".into(),
             )),
@@ -139,6 +151,11 @@ impl Hub {
                 "pushing needs a token: run `musehub token create --user <you>` on the hub and `muse auth login`".into(),
             ));
         };
+        if let Some(k) = &user.key {
+            // Writes need the chain's fresh word on the key (fail closed).
+            self.require_key(&user.name, k, identity::Use::Write)
+                .await?;
+        }
         let (o, s) = (owner.to_owned(), slug.to_owned());
         let existing = self.db.read(move |c| repos::get(c, &o, &s)).await?;
         match existing {

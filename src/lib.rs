@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod bench;
 pub mod car;
+pub mod chain;
 pub mod cids;
 pub mod cli;
 pub mod clone;

@@ -12,9 +12,11 @@ use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::chain::Registry;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::Hub;
+use crate::hub::identity::Identities;
 use crate::ipfs::{Node, node};
 use crate::metrics::Metrics;
 use crate::storage::Store;
@@ -45,6 +47,14 @@ pub fn open_hub(config: &Config) -> Result<Hub> {
     let store = Store::open(db.clone(), &config.paths.blocks())
         .with_context(|| format!("opening block store {}", config.paths.blocks().display()))?;
     let signer = node::load_or_create_key(&config.paths.node_key())?;
+    let identity = match &config.chain {
+        Some(c) => Identities::new(
+            Some(Registry::connect(c.endpoint.clone()).context("connecting to the key registry")?),
+            c.cache_ttl,
+            c.allow_unanchored,
+        ),
+        None => Identities::local(),
+    };
     let hub = Hub {
         db,
         store,
@@ -52,6 +62,7 @@ pub fn open_hub(config: &Config) -> Result<Hub> {
         default_visibility: config.default_visibility,
         metrics: Arc::new(Metrics::default()),
         signer,
+        identity: Arc::new(identity),
     };
     hub.backfill_dag()
         .context("building the DAG nodes of existing history")?;
@@ -95,6 +106,12 @@ impl Server {
         } else {
             None
         };
+        if let Some(c) = &config.chain {
+            tokio::spawn(
+                hub.clone()
+                    .follow_registry(c.follow_every, shutdown.child_token()),
+            );
+        }
         let state = AppState {
             hub: hub.clone(),
             ca_pem,

@@ -26,7 +26,10 @@ use crate::{auth, wire};
 pub mod car;
 pub mod count;
 pub mod gateway;
+pub mod identity;
 pub mod ui;
+
+use identity::Who;
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -68,6 +71,7 @@ impl From<hub::Error> for Error {
             H::Forbidden(_) => StatusCode::FORBIDDEN,
             H::Conflict(_) => StatusCode::CONFLICT,
             H::Invalid(_) | H::AnswerTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            H::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             H::Wire(w) => wire_status(w),
             H::Storage(crate::storage::Error::HashMismatch { .. }) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -75,7 +79,7 @@ impl From<hub::Error> for Error {
             H::Storage(crate::storage::Error::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             H::Storage(_) | H::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status.is_server_error() {
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(target: "musehub::web", error = %e, "request failed");
             return Error::new(status, "internal error; the hub's log has the details");
         }
@@ -142,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/ca.crt", get(ca_cert))
         .route("/api/node", get(node_info))
+        .route("/api/v1/login/challenge", post(identity::challenge))
+        .route(identity::LOGIN_PATH, post(identity::login))
         .route("/o/{object_id}", get(object))
         .merge(wire_routes)
         .merge(gateway::routes())
@@ -155,6 +161,10 @@ pub fn router(state: AppState) -> Router {
         })
         // Bodies are limited by our own streaming readers (see `read_body`), not axum's default.
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            identity::signed_requests,
+        ))
         .layer(middleware::from_fn_with_state(metrics, count::layer))
         .with_state(state)
 }
@@ -283,9 +293,9 @@ async fn ca_cert(State(st): State<AppState>) -> Result<Response> {
 async fn object(
     State(st): State<AppState>,
     Path(oid): Path<String>,
+    Who(who): Who,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let id = Id::parse(&oid)
         .map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("object id: {e}")))?;
     let owner = who.map(|u| u.id);
@@ -336,9 +346,8 @@ type RepoPath = Path<(String, String)>;
 async fn refs(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     Ok(msgpack(StatusCode::OK, &st.hub.refs(&repo).await?))
 }
@@ -346,10 +355,9 @@ async fn refs(
 async fn filter_objects(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let body = msgpack_body(&st.hub, body).await?;
     // The owner's first push asks before the repo exists: everything is missing then.
     let repo = match st.hub.repo_for_write(&owner, &slug, &who, false).await {
@@ -367,10 +375,9 @@ async fn filter_objects(
 async fn presign(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let body = msgpack_body(&st.hub, body).await?;
     Ok(msgpack(StatusCode::OK, &st.hub.presign(&body)?))
@@ -379,10 +386,9 @@ async fn presign(
 async fn push_objects(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let (stored, skipped) = st.hub.push_objects(&repo, body.into_data_stream()).await?;
     Ok(msgpack(
@@ -397,11 +403,10 @@ async fn push_objects(
 async fn push(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
     let started = Instant::now();
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let body = msgpack_body(&st.hub, body).await?;
     let answer = st.hub.push(&repo, &body).await?;
@@ -413,10 +418,9 @@ async fn push(
 async fn negotiate(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     let body = msgpack_body(&st.hub, body).await?;
     Ok(msgpack(
@@ -428,10 +432,9 @@ async fn negotiate(
 async fn fetch(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     let body = msgpack_body(&st.hub, body).await?;
     let plan = st.hub.plan_fetch(&repo, &body).await?;
@@ -449,10 +452,9 @@ async fn fetch(
 async fn create_release(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
     let bytes = read_body(&st.hub, body).await?;
     let id = st.hub.create_release(&repo, &bytes).await?;
@@ -472,6 +474,7 @@ async fn list_releases(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
     Query(q): Query<ReleaseQuery>,
+    Who(who): Who,
     headers: HeaderMap,
 ) -> Result<Response> {
     if ui::wants_html(&headers) {
@@ -480,7 +483,6 @@ async fn list_releases(
             .await
             .into_response());
     }
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
     let wants_drafts = q
         .include_drafts
@@ -496,9 +498,8 @@ async fn list_releases(
 async fn delete_release(
     State(st): State<AppState>,
     Path((owner, slug, tag)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Who(who): Who,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
     Ok(msgpack(
         StatusCode::OK,
@@ -509,10 +510,9 @@ async fn delete_release(
 async fn tags(
     State(st): State<AppState>,
     Path((owner, slug)): RepoPath,
-    headers: HeaderMap,
+    Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let who = caller(&st.hub, &headers).await?;
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
     let body = msgpack_body(&st.hub, body).await?;
     Ok(msgpack(StatusCode::OK, &st.hub.tags(&repo, &body).await?))

@@ -14,11 +14,13 @@
 //! - `ipfs`: musehub IPFS nodes on loopback: Bitswap, the DHT, privacy, a rogue peer.
 //! - `helia_interop`: Helia (js) against the hub: Bitswap both ways, same CIDs, IPNS, `musehub get`.
 //! - `dag`: the history DAG: CAR export/import, clone (hub, CAR, Helia), pull, verify, bad CARs.
+//! - `chain`: the key registry on a real anvil from Rust; a hub checking keys against it.
 //! - `identity`: `musehub key generate|show|import`: key files, no secrets printed, bundles.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
 
+mod chain;
 mod cli;
 mod crash;
 mod dag;

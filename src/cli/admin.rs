@@ -63,6 +63,14 @@ pub(super) fn user(config: &Config, cmd: UserCommand) -> Result<()> {
                 println!("{}\t{}", u.name, u.created_at);
             }
         }
+        UserCommand::ClearKeyCache => {
+            let n = hub
+                .db
+                .write_blocking(|tx| crate::db::identities::wipe_cache(tx))?;
+            println!(
+                "Forgot the cached key state of {n} handle(s); the hub reads it again from the chain when it starts."
+            );
+        }
     }
     Ok(())
 }

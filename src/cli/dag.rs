@@ -477,7 +477,7 @@ fn meta_from(hist: &clone::History, state: Option<&dag::RefState>) -> RepoMeta {
 // ---------------------------------------------------------------------------------------------
 // talking to a hub over HTTP (its CAR endpoint only)
 
-fn http_client() -> Result<reqwest::Client> {
+pub(super) fn http_client() -> Result<reqwest::Client> {
     let tls = match std::env::var_os("SSL_CERT_FILE") {
         Some(f) => {
             let pem = std::fs::read_to_string(&f)

@@ -10,7 +10,7 @@ use libp2p::identity::ed25519;
 use crate::identity::{self, KeyBundle};
 
 /// Where `handle`'s key lives unless `--key-file` says otherwise.
-fn default_key_path(handle: &str) -> Result<PathBuf> {
+pub(super) fn default_key_path(handle: &str) -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(
@@ -37,16 +37,21 @@ pub(super) fn check_handle(handle: &str) -> Result<()> {
     Ok(())
 }
 
-fn bundle_path(key_path: &Path) -> PathBuf {
+pub(super) fn bundle_path(key_path: &Path) -> PathBuf {
     key_path.with_extension("bundle")
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Writes the key and a fresh bundle signed by it, then shows them.
-fn install(handle: &str, key: &ed25519::Keypair, path: &Path, replace: bool) -> Result<()> {
+pub(super) fn install(
+    handle: &str,
+    key: &ed25519::Keypair,
+    path: &Path,
+    replace: bool,
+) -> Result<()> {
     identity::write_key_file(path, key, replace)?;
     let bundle = KeyBundle::new(key, handle, Vec::new(), None, now());
     let block = bundle.to_block()?;

@@ -142,6 +142,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         id: r.get(0)?,
         name: r.get(1)?,
         created_at: r.get(2)?,
+        key: None,
     })
 }
 

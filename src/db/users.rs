@@ -10,6 +10,9 @@ pub struct User {
     pub id: i64,
     pub name: String,
     pub created_at: String,
+    /// The Ed25519 key this request was authenticated with: a token minted by `musehub
+    /// login`, or a signed request. `None` for admin-made tokens and web sessions.
+    pub key: Option<[u8; 32]>,
 }
 
 /// A token as listed (never with its secret).
@@ -33,6 +36,7 @@ pub fn create(conn: &Connection, name: &str) -> Result<User> {
         id: conn.last_insert_rowid(),
         name: name.to_owned(),
         created_at,
+        key: None,
     })
 }
 
@@ -44,6 +48,7 @@ pub fn by_name(conn: &Connection, name: &str) -> Result<Option<User>> {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 created_at: r.get(2)?,
+                key: None,
             })
         })
         .optional()?)
@@ -56,6 +61,7 @@ pub fn list(conn: &Connection) -> Result<Vec<User>> {
             id: r.get(0)?,
             name: r.get(1)?,
             created_at: r.get(2)?,
+            key: None,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -68,9 +74,21 @@ pub fn add_token(
     label: &str,
     expires_at: Option<i64>,
 ) -> Result<i64> {
+    add_token_for_key(conn, user_id, hash, label, expires_at, None)
+}
+
+/// Adds a token that lives only as long as `key` is the user's valid key (`musehub login`).
+pub fn add_token_for_key(
+    conn: &Connection,
+    user_id: i64,
+    hash: &[u8; 32],
+    label: &str,
+    expires_at: Option<i64>,
+    key: Option<&[u8; 32]>,
+) -> Result<i64> {
     conn.execute(
-        "INSERT INTO tokens (user_id, hash, label, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![user_id, &hash[..], label, now(), expires_at],
+        "INSERT INTO tokens (user_id, hash, label, created_at, expires_at, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![user_id, &hash[..], label, now(), expires_at, key.map(|k| &k[..])],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -79,11 +97,17 @@ pub fn add_token(
 pub fn by_token(conn: &Connection, hash: &[u8; 32]) -> Result<Option<User>> {
     Ok(conn
         .prepare_cached(
-            "SELECT u.id, u.name, u.created_at FROM tokens t JOIN users u ON u.id = t.user_id
+            "SELECT u.id, u.name, u.created_at, t.key FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.hash = ?1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?2)",
         )?
         .query_row(params![&hash[..], unix_now()], |r| {
-            Ok(User { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? })
+            let key: Option<Vec<u8>> = r.get(3)?;
+            Ok(User {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                key: key.and_then(|k| <[u8; 32]>::try_from(k).ok()),
+            })
         })
         .optional()?)
 }
@@ -114,4 +138,16 @@ pub fn revoke_token(conn: &Connection, id: i64) -> Result<bool> {
         params![id, now()],
     )?;
     Ok(n == 1)
+}
+
+/// Whether the user has any live token (then a first key is not trusted on first use).
+pub fn has_tokens(conn: &Connection, user_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM tokens WHERE user_id = ?1 AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > ?2) LIMIT 1",
+        )?
+        .query_row(params![user_id, unix_now()], |_| Ok(()))
+        .optional()?
+        .is_some())
 }

@@ -7,8 +7,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::{Chrome, PageError, html, session, size};
+use crate::chain::RotationKind;
 use crate::db::repos::{self, Repo, Visibility};
 use crate::db::{content, users};
+use crate::hub::identity::Anchoring;
 use crate::web::AppState;
 
 /// A repository as listed on the explore and user pages.
@@ -94,6 +96,69 @@ struct UserPage {
     name: String,
     since: String,
     repos: Vec<RepoCard>,
+    /// Hex Ed25519 keys the user signs in with.
+    keys: Vec<String>,
+    /// A CSS-safe word for the anchoring state, its label and an explanation.
+    anchor_state: &'static str,
+    anchor_label: String,
+    anchor_detail: String,
+}
+
+/// The user page's words for an anchoring state.
+fn anchoring_words(a: &Anchoring, has_keys: bool) -> (&'static str, String, String) {
+    let short = |k: &[u8; 32]| hex::encode(&k[..8]);
+    match a {
+        Anchoring::NoChain if has_keys => (
+            "local",
+            "not anchored".into(),
+            "This hub has no key registry configured, so these keys are known to this hub only.".into(),
+        ),
+        Anchoring::NoChain => (
+            "none",
+            "no key".into(),
+            "No public key is published for this user yet.".into(),
+        ),
+        Anchoring::Anchored { key, rotation, owner, nonce } => {
+            let (state, label) = match rotation {
+                Some(RotationKind::Recovery) => ("recovery", "anchored (recovery rotation)"),
+                Some(RotationKind::Suspicious) => (
+                    "suspicious",
+                    "anchored (recovery rotation, bad old-key signature)",
+                ),
+                _ => ("anchored", "anchored"),
+            };
+            let why = match rotation {
+                Some(RotationKind::Recovery) => " The last key change was made by the owner address alone, without the old key's approval (for example after a lost device).",
+                Some(RotationKind::Suspicious) => " The last key change carried an old-key signature that does not verify.",
+                _ => "",
+            };
+            (
+                state,
+                label.into(),
+                format!("Key {}… is the current key on chain, owned by {owner} (record version {nonce}).{why}", short(key)),
+            )
+        }
+        Anchoring::Pending => (
+            "pending",
+            "pending".into(),
+            "The key registry has no record of this handle yet; it is waiting to be anchored with `musehub key anchor`.".into(),
+        ),
+        Anchoring::Revoked => (
+            "revoked",
+            "revoked".into(),
+            "The current key was revoked on chain and not replaced yet; nothing signed with it is accepted.".into(),
+        ),
+        Anchoring::Elsewhere { key } => (
+            "elsewhere",
+            "anchored elsewhere".into(),
+            format!("The chain names key {}…, which has not signed in to this hub yet.", short(key)),
+        ),
+        Anchoring::Unknown(why) => (
+            "unknown",
+            "unknown".into(),
+            format!("The key registry could not be reached: {why}"),
+        ),
+    }
 }
 
 /// `GET /{owner}`: a user's repositories (private ones only for that user).
@@ -117,6 +182,14 @@ pub async fn user(
         )));
     };
     let is_self = viewer.as_ref().is_some_and(|v| v.id == user.id);
+    let uid = user.id;
+    let keys = st
+        .hub
+        .db
+        .read(move |c| crate::db::identities::keys_of(c, uid))
+        .await?;
+    let anchoring = st.hub.anchoring(&user).await?;
+    let (anchor_state, anchor_label, anchor_detail) = anchoring_words(&anchoring, !keys.is_empty());
     let repos = list
         .iter()
         .filter(|r| is_self || r.visibility == Visibility::Public)
@@ -127,6 +200,10 @@ pub async fn user(
         name: user.name,
         since: short_time(&user.created_at),
         repos,
+        keys: keys.iter().map(hex::encode).collect(),
+        anchor_state,
+        anchor_label,
+        anchor_detail,
     }))
 }
 

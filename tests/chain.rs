@@ -1,0 +1,550 @@
+//! The key registry on a real local chain (anvil from `chain/node_modules`), driven from Rust:
+//! register, rotate with and without the old key's signature, revoke; a hub that checks
+//! every signed-in key against the chain, follows its events, refills a wiped cache from it,
+//! and fails closed for writes when the chain is gone.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use libp2p::identity::ed25519;
+use musehub::chain::{self, Endpoint, Registry, RotationKind};
+use musehub::config::ChainConfig;
+use musehub::{Config, Server};
+use reqwest::StatusCode;
+
+use crate::harness::{Commit, client, crypto};
+
+/// An error's `detail`, or the body as text.
+fn detail(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// anvil's first well-known dev account (funded on every fresh anvil).
+pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/// The second one: a different EVM owner.
+pub const DEV_KEY_2: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a7412f4603b6b78690d";
+
+/// A local anvil chain, killed when dropped.
+pub struct Anvil {
+    child: std::process::Child,
+    pub url: reqwest::Url,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn anvil_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ANVIL_BIN") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+}
+
+impl Anvil {
+    /// Starts anvil on 127.0.0.1 and a free port, with the Cancun rules of Avalanche.
+    pub fn start() -> Anvil {
+        let bin = anvil_bin();
+        assert!(
+            bin.exists(),
+            "anvil is missing at {}: install the pinned test tools with `npm ci --prefix chain --engine-strict=false` (scripts/test does this)",
+            bin.display()
+        );
+        let mut child = std::process::Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "cancun"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("anvil starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("Listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("anvil reports its address");
+        Anvil {
+            child,
+            url: format!("http://{addr}").parse().expect("url"),
+        }
+    }
+
+    /// Deploys a fresh registry and returns its endpoint.
+    pub async fn deploy(&self) -> Endpoint {
+        let (registry, block, chain_id) =
+            Registry::deploy(self.url.clone(), signer(DEV_KEY), Address::ZERO)
+                .await
+                .expect("deploys");
+        assert_eq!(chain_id, 31337);
+        Endpoint {
+            rpc_url: self.url.clone(),
+            chain_id,
+            registry,
+            from_block: block,
+        }
+    }
+}
+
+pub fn signer(key: &str) -> PrivateKeySigner {
+    key.parse().expect("dev key")
+}
+
+fn bundle_cid(key: &ed25519::Keypair, handle: &str) -> Vec<u8> {
+    let b = musehub::identity::KeyBundle::new(
+        key,
+        handle,
+        Vec::new(),
+        None,
+        "2026-11-24T00:00:00Z".into(),
+    );
+    let block = b.to_block().unwrap();
+    musehub::cids::cid_of(musehub::cids::DAG_CBOR, &musehub::cids::Id::of(&block.data)).to_bytes()
+}
+
+#[tokio::test]
+async fn registry_register_rotate_and_revoke_from_rust() {
+    crypto();
+    let anvil = Anvil::start();
+    let ep = anvil.deploy().await;
+    let owner = Registry::connect_signing(ep.clone(), signer(DEV_KEY)).unwrap();
+    let reader = Registry::connect(ep.clone()).unwrap();
+    reader.check_endpoint().await.unwrap();
+
+    let k1 = ed25519::Keypair::generate();
+    let (p1, cid1) = (k1.public().to_bytes(), bundle_cid(&k1, "alice"));
+    let c = reader.check("alice", p1).await.unwrap();
+    assert_eq!(c.record, None);
+
+    owner.register("alice", p1, &cid1).await.unwrap();
+    let c = reader.check("alice", p1).await.unwrap();
+    let rec = c.record.clone().unwrap();
+    assert_eq!((rec.key, rec.nonce, rec.bundle_cid.clone()), (p1, 1, cid1));
+    assert_eq!(rec.owner, signer(DEV_KEY).address());
+    assert_eq!(c.key_handle, chain::handle_hash("alice"));
+
+    // Refusals come back as words.
+    let e = owner
+        .register("alice", [9; 32], &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already registered"), "{e}");
+    let e = owner
+        .register("Alice", [8; 32], &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lowercase"), "{e}");
+    let stranger = Registry::connect_signing(ep.clone(), signer(DEV_KEY_2)).unwrap();
+    let e = stranger
+        .rotate("alice", 1, [7; 32], &[], None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("only the EVM address"), "{e}");
+
+    // A rotation approved by the old key: our digest is the contract's.
+    let k2 = ed25519::Keypair::generate();
+    let (p2, cid2) = (k2.public().to_bytes(), bundle_cid(&k2, "alice"));
+    let digest = chain::rotation_digest(
+        ep.chain_id,
+        ep.registry,
+        chain::handle_hash("alice"),
+        1,
+        p2,
+        &cid2,
+    );
+    assert_eq!(
+        reader.rotation_digest("alice", 1, p2, &cid2).await.unwrap(),
+        digest
+    );
+    owner
+        .rotate("alice", 1, p2, &cid2, Some(&k1.sign(&digest)))
+        .await
+        .unwrap();
+    let e = owner
+        .rotate("alice", 1, [6; 32], &[], None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected nonce 1, it is 2"), "{e}");
+
+    // A recovery rotation (no old-key signature), then one with a forged signature.
+    let k3 = ed25519::Keypair::generate();
+    let p3 = k3.public().to_bytes();
+    owner.rotate("alice", 2, p3, &[], None).await.unwrap();
+    let k4 = ed25519::Keypair::generate();
+    let p4 = k4.public().to_bytes();
+    owner
+        .rotate("alice", 3, p4, &[], Some(&[0x55; 64]))
+        .await
+        .unwrap();
+
+    let head = reader.block_number().await.unwrap();
+    let h = chain::handle_hash("alice");
+    let rots = reader.rotations(h, ep.from_block, head).await.unwrap();
+    let kinds: Vec<_> = rots
+        .iter()
+        .map(|r| r.kind(ep.chain_id, ep.registry, h))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            RotationKind::Normal,
+            RotationKind::Recovery,
+            RotationKind::Suspicious
+        ]
+    );
+    assert_eq!(
+        (rots[0].old_key, rots[0].new_key, rots[0].nonce),
+        (p1, p2, 2)
+    );
+
+    // The first key is superseded, not revoked; then the current key is revoked.
+    let c = reader.check("alice", p1).await.unwrap();
+    assert_eq!((c.key_revoked_at, c.record.unwrap().key), (0, p4));
+    owner.revoke("alice", 4, p4, 1).await.unwrap();
+    let c = reader.check("alice", p4).await.unwrap();
+    assert!(c.key_revoked_at > 0);
+    assert_eq!(
+        c.record.unwrap().key,
+        [0; 32],
+        "no current key after revoking it"
+    );
+    let e = owner
+        .revoke("alice", 5, p4, 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already revoked"), "{e}");
+    let changed = reader
+        .changed_handles(ep.from_block, head + 10)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![h]);
+
+    // A dead RPC is "unreachable", quickly.
+    drop(anvil);
+    let e = reader.check("alice", p1).await.unwrap_err();
+    assert!(matches!(e, chain::Error::Unreachable { .. }), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// a hub in front of the chain
+
+/// Logs in over HTTP as `musehub login` does and returns the token (or the refusal).
+pub async fn login(
+    base: &str,
+    handle: &str,
+    key: &ed25519::Keypair,
+) -> Result<String, (StatusCode, String)> {
+    let c = client();
+    let res = c
+        .post(format!("{base}/api/v1/login/challenge"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "handle": handle }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let challenge = v["challenge"].as_str().unwrap().to_owned();
+    let public = hex::encode(key.public().to_bytes());
+    let body = serde_json::to_vec(&serde_json::json!({ "handle": handle, "key": public })).unwrap();
+    let url = format!("{base}/api/v1/login");
+    let headers = musehub::httpsig::signed_headers(
+        "POST",
+        &url,
+        &body,
+        &musehub::httpsig::Signing {
+            created: musehub::db::unix_now(),
+            expires: musehub::db::unix_now() + 60,
+            nonce: &challenge,
+            keyid: &public,
+            label: "sig1",
+        },
+        &libp2p::identity::Keypair::from(key.clone()),
+    )
+    .unwrap();
+    let mut req = c.post(&url).body(body);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let bytes = res.bytes().await.unwrap();
+    if status != StatusCode::OK {
+        return Err((status, detail(&bytes)));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    Ok(v["token"].as_str().unwrap().to_owned())
+}
+
+fn chain_config(ep: &Endpoint, ttl: Duration) -> ChainConfig {
+    ChainConfig {
+        endpoint: ep.clone(),
+        cache_ttl: ttl,
+        follow_every: Duration::from_millis(500),
+        allow_unanchored: false,
+        signer_key_file: None,
+    }
+}
+
+async fn start_hub(dir: &std::path::Path, ep: &Endpoint, ttl: Duration) -> Server {
+    let mut config = Config::for_tests(dir);
+    config.chain = Some(chain_config(ep, ttl));
+    Server::bind(config).await.expect("hub starts")
+}
+
+async fn get(url: String, token: &str) -> (StatusCode, String) {
+    let res = client().get(url).bearer_auth(token).send().await.unwrap();
+    let s = res.status();
+    (s, detail(&res.bytes().await.unwrap()))
+}
+
+async fn push(
+    base: &str,
+    token: &str,
+    repo: &str,
+    c: &Commit,
+    files: &[&[u8]],
+) -> (StatusCode, String) {
+    let http = client();
+    if !files.is_empty() {
+        let res = http
+            .post(format!("{base}/{repo}/push/objects"))
+            .bearer_auth(token)
+            .body(crate::harness::objects_body(files))
+            .send()
+            .await
+            .unwrap();
+        if res.status() != StatusCode::OK {
+            let s = res.status();
+            return (s, detail(&res.bytes().await.unwrap()));
+        }
+    }
+    let res = http
+        .post(format!("{base}/{repo}/push"))
+        .bearer_auth(token)
+        .body(crate::harness::push_body(
+            std::slice::from_ref(c),
+            "main",
+            false,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let s = res.status();
+    (s, detail(&res.bytes().await.unwrap()))
+}
+
+/// Polls `f` until it returns true (the hub follows registry events every second here).
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn page(base: &str, user: &str) -> String {
+    client()
+        .get(format!("{base}/{user}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_hub_checks_keys_against_the_chain_and_follows_its_events() {
+    crypto();
+    let anvil = Anvil::start();
+    let ep = anvil.deploy().await;
+    let owner = Registry::connect_signing(ep.clone(), signer(DEV_KEY)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A long TTL: only the event follower can make the hub notice changes in time.
+    let hub = start_hub(dir.path(), &ep, Duration::from_secs(3600)).await;
+    let base = hub.url();
+
+    let k1 = ed25519::Keypair::generate();
+    let p1 = k1.public().to_bytes();
+    // Not on chain yet: refused, and the message says what to do.
+    let (s, why) = login(&base, "alice", &k1).await.unwrap_err();
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(why.contains("musehub key anchor"), "{why}");
+
+    owner
+        .register("alice", p1, &bundle_cid(&k1, "alice"))
+        .await
+        .unwrap();
+    // The cache said "not registered"; the registration event refreshes it.
+    eventually("the registration is noticed", async || {
+        login(&base, "alice", &k1).await.is_ok()
+    })
+    .await;
+    let token = login(&base, "alice", &k1).await.unwrap();
+    let c1 = Commit::new(
+        &[],
+        &[("verse.mid", b"MThd one")],
+        "first",
+        "2026-11-24T10:00:00+00:00",
+    );
+    let (s, why) = push(&base, &token, "alice/song", &c1, &[b"MThd one"]).await;
+    assert_eq!(s, StatusCode::OK, "{why}");
+    assert!(page(&base, "alice").await.contains(">anchored<"));
+
+    // Someone else's key for alice is refused.
+    let mallory = ed25519::Keypair::generate();
+    let (s, why) = login(&base, "alice", &mallory).await.unwrap_err();
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{why}");
+    assert!(why.contains("does not belong to alice"), "{why}");
+
+    // A recovery rotation: the old key's token dies, the page flags the rotation.
+    let k2 = ed25519::Keypair::generate();
+    let p2 = k2.public().to_bytes();
+    owner.rotate("alice", 1, p2, &[], None).await.unwrap();
+    eventually("the old key's token is refused", async || {
+        get(format!("{base}/alice/song/refs"), &token).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let (_, why) = get(format!("{base}/alice/song/refs"), &token).await;
+    assert!(why.contains("replaced by a newer one"), "{why}");
+    let token2 = login(&base, "alice", &k2).await.unwrap();
+    assert_eq!(
+        get(format!("{base}/alice/song/refs"), &token2).await.0,
+        StatusCode::OK
+    );
+    let html = page(&base, "alice").await;
+    assert!(html.contains("recovery rotation"), "{html}");
+
+    // Revoking the current key: refused after the hub's refresh, and shown.
+    owner.revoke("alice", 2, p2, 1).await.unwrap();
+    eventually("the revoked key is refused", async || {
+        get(format!("{base}/alice/song/refs"), &token2).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let (_, why) = get(format!("{base}/alice/song/refs"), &token2).await;
+    assert!(why.contains("revoked"), "{why}");
+    assert!(page(&base, "alice").await.contains(">revoked<"));
+
+    // Wiping the cache and restarting restores every key state from the chain.
+    hub.shutdown().await.unwrap();
+    let db = musehub::db::Db::open(&dir.path().join("musehub.db")).unwrap();
+    let n = db
+        .write_blocking(|tx| musehub::db::identities::wipe_cache(tx))
+        .unwrap();
+    assert!(n >= 1);
+    drop(db);
+    let hub = start_hub(dir.path(), &ep, Duration::from_secs(3600)).await;
+    let base = hub.url();
+    eventually("the cache is refilled at start", async || {
+        hub.hub()
+            .db
+            .read(|c| musehub::db::identities::handle(c, "alice"))
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    let row = hub
+        .hub()
+        .db
+        .read(|c| musehub::db::identities::handle(c, "alice"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.registered && row.key.is_none(), "{row:?}");
+    assert_eq!(row.rotation.as_deref(), Some("recovery"));
+    assert!(page(&base, "alice").await.contains(">revoked<"));
+    for t in [&token, &token2] {
+        assert_eq!(
+            get(format!("{base}/alice/song/refs"), t).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    // A normal rotation to a third key: anchored again, without the recovery flag.
+    let k3 = ed25519::Keypair::generate();
+    let p3 = k3.public().to_bytes();
+    let digest = chain::rotation_digest(
+        ep.chain_id,
+        ep.registry,
+        chain::handle_hash("alice"),
+        3,
+        p3,
+        &[],
+    );
+    // The current key is zero (revoked), so any signature is "suspicious"; sign with k2
+    // anyway to show the hub checks it against the event's old key (zero here).
+    owner
+        .rotate("alice", 3, p3, &[], Some(&k2.sign(&digest)))
+        .await
+        .unwrap();
+    let token3 = {
+        let mut t = None;
+        eventually("the new key signs in", async || {
+            t = login(&base, "alice", &k3).await.ok();
+            t.is_some()
+        })
+        .await;
+        t.unwrap()
+    };
+    let c2 = Commit::new(
+        &[c1.id],
+        &[("verse.mid", b"MThd two")],
+        "second",
+        "2026-11-24T11:00:00+00:00",
+    );
+    let (s, why) = push(&base, &token3, "alice/song", &c2, &[b"MThd two"]).await;
+    assert_eq!(s, StatusCode::OK, "{why}");
+    assert!(page(&base, "alice").await.contains("bad old-key signature"));
+
+    // The chain goes away: once the cache is stale, writes are refused (fail closed) and
+    // reads go on with the stale answer.
+    hub.shutdown().await.unwrap();
+    let hub = start_hub(dir.path(), &ep, Duration::from_secs(1)).await;
+    let base = hub.url();
+    assert_eq!(
+        get(format!("{base}/alice/song/refs"), &token3).await.0,
+        StatusCode::OK
+    );
+    drop(anvil);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let c3 = Commit::new(
+        &[c2.id],
+        &[("verse.mid", b"MThd two")],
+        "third",
+        "2026-11-24T12:00:00+00:00",
+    );
+    let (s, why) = push(&base, &token3, "alice/song", &c3, &[]).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{why}");
+    assert!(why.contains("cannot be reached"), "{why}");
+    assert_eq!(
+        get(format!("{base}/alice/song/refs"), &token3).await.0,
+        StatusCode::OK
+    );
+    hub.shutdown().await.unwrap();
+}
