@@ -548,3 +548,222 @@ async fn a_hub_checks_keys_against_the_chain_and_follows_its_events() {
     );
     hub.shutdown().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// the owner's commands, end to end: the `musehub` binary against anvil and a served hub
+
+fn run(home: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = crate::harness::musehub_cmd(&home.join("data"))
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .args(args)
+        .output()
+        .expect("musehub runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn key_anchor_rotate_revoke_and_status_through_the_cli_with_a_served_hub() {
+    crypto();
+    let anvil = Anvil::start();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let evm = h.join("evm.key");
+    std::fs::write(&evm, DEV_KEY).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&evm, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let rpc = anvil.url.to_string();
+    let (ok, _, err) = run(
+        h,
+        &[
+            "key",
+            "deploy-registry",
+            "--rpc-url",
+            &rpc,
+            "--evm-key-file",
+            evm.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !ok && err.contains("chmod 600"),
+        "an EVM key others can read is refused: {err}"
+    );
+    std::fs::set_permissions(&evm, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, out, err) = run(
+        h,
+        &[
+            "key",
+            "deploy-registry",
+            "--rpc-url",
+            &rpc,
+            "--evm-key-file",
+            evm.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let registry = out
+        .split_whitespace()
+        .find(|w| w.starts_with("0x"))
+        .unwrap()
+        .to_owned();
+    let chain = [
+        "--rpc-url",
+        &rpc,
+        "--chain-id",
+        "31337",
+        "--registry",
+        &registry,
+        "--evm-key-file",
+        evm.to_str().unwrap(),
+    ];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(chain.iter())
+            .map(|s| (*s).to_owned())
+            .collect()
+    };
+    let runv = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(h, &a)
+    };
+    let status = || {
+        let (ok, out, err) = runv(with(&["key", "status", "--handle", "alice", "--json"]));
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+
+    assert!(run(h, &["key", "generate", "--handle", "alice"]).0);
+    assert_eq!(status()["registered"], false);
+    let (ok, out, err) = runv(with(&["key", "anchor", "--handle", "alice"]));
+    assert!(ok && out.contains("Anchored"), "{out}{err}");
+    let s = status();
+    assert_eq!(
+        (s["registered"].as_bool(), s["your_key"].as_str()),
+        (Some(true), Some("current"))
+    );
+    // A chain id that does not match the RPC is caught before anything is sent.
+    let (ok, _, err) = run(
+        h,
+        &[
+            "key",
+            "status",
+            "--handle",
+            "alice",
+            "--rpc-url",
+            &rpc,
+            "--chain-id",
+            "43114",
+            "--registry",
+            &registry,
+        ],
+    );
+    assert!(!ok && err.contains("is chain 31337"), "{err}");
+
+    // A hub whose musehub.toml names the registry.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("musehub.toml"),
+        format!("[chain]\nrpc_url = \"{rpc}\"\nchain_id = 31337\nregistry = \"{registry}\"\ncache_ttl = \"1h\"\nfollow_every = \"300ms\"\n"),
+    )
+    .unwrap();
+    let (hub, url) = crate::harness::spawn_serve(data.path());
+    let (ok, out, err) = run(h, &["login", &url, "--user", "alice"]);
+    assert!(ok && out.contains("anchored on chain"), "{out}{err}");
+    let token = || {
+        let text = std::fs::read_to_string(h.join(".muse/identity.toml")).unwrap();
+        let t: toml::Table = text.parse().unwrap();
+        let host = url.trim_start_matches("http://");
+        t[host]["token"].as_str().unwrap().to_owned()
+    };
+    let t1 = token();
+    let c1 = Commit::new(
+        &[],
+        &[("a.mid", b"MThd 1")],
+        "one",
+        "2026-11-24T10:00:00+00:00",
+    );
+    let (s, why) = push(&url, &t1, "alice/song", &c1, &[b"MThd 1"]).await;
+    assert_eq!(s, StatusCode::OK, "{why}");
+
+    // Rotation approved by the old key: the new key replaces the old file, the old token dies.
+    let old_key = std::fs::read_to_string(h.join(".config/musehub/keys/alice.key")).unwrap();
+    let (ok, out, err) = runv(with(&["key", "rotate", "--handle", "alice"]));
+    assert!(
+        ok && out.contains("approved by the current key"),
+        "{out}{err}"
+    );
+    assert_ne!(
+        std::fs::read_to_string(h.join(".config/musehub/keys/alice.key")).unwrap(),
+        old_key
+    );
+    assert_eq!(
+        std::fs::read_to_string(h.join(".config/musehub/keys/alice.key.replaced-1")).unwrap(),
+        old_key
+    );
+    let s = status();
+    assert_eq!(
+        (s["your_key"].as_str(), s["last_rotation"].as_str()),
+        (Some("current"), Some("normal"))
+    );
+    eventually("the rotated key's token is refused", async || {
+        get(format!("{url}/alice/song/refs"), &t1).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let (_, why) = get(format!("{url}/alice/song/refs"), &t1).await;
+    assert!(why.contains("replaced"), "{why}");
+    let (ok, _, err) = run(h, &["login", &url, "--user", "alice"]);
+    assert!(ok, "{err}");
+    let t2 = token();
+    let c2 = Commit::new(
+        &[c1.id],
+        &[("a.mid", b"MThd 2")],
+        "two",
+        "2026-11-24T11:00:00+00:00",
+    );
+    let (s, why) = push(&url, &t2, "alice/song", &c2, &[b"MThd 2"]).await;
+    assert_eq!(s, StatusCode::OK, "{why}");
+
+    // Revoked: refused at the hub's next look; then a recovery rotation brings alice back.
+    let (ok, out, err) = runv(with(&[
+        "key",
+        "revoke",
+        "--handle",
+        "alice",
+        "--reason",
+        "compromised",
+    ]));
+    assert!(ok && out.contains("Revoked"), "{out}{err}");
+    assert_eq!(status()["your_key"], "revoked");
+    eventually("the revoked key's token is refused", async || {
+        get(format!("{url}/alice/song/refs"), &t2).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let (ok, out, err) = runv(with(&["key", "rotate", "--handle", "alice", "--recovery"]));
+    assert!(ok && out.contains("recovery"), "{out}{err}");
+    assert_eq!(status()["last_rotation"], "recovery");
+    let mut logged_in = false;
+    eventually("the recovered key signs in", async || {
+        logged_in = run(h, &["login", &url, "--user", "alice"]).0;
+        logged_in
+    })
+    .await;
+    assert_eq!(
+        get(format!("{url}/alice/song/refs"), &token()).await.0,
+        StatusCode::OK
+    );
+    let page = client()
+        .get(format!("{url}/alice"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("recovery rotation"), "{page}");
+    assert!(hub.log().contains("key refused"), "refusals are logged");
+}

@@ -495,9 +495,14 @@ impl Hub {
                     || known.contains(&k)
                     || bearer_user == Some(user.id)
                     || (known.is_empty() && !users::has_tokens(tx, user.id)?);
+                if !trusted && !known.is_empty() {
+                    return Err(Error::Forbidden(format!(
+                        "this hub knows another key for {h}; sign in with that key, or add this one with `musehub login --token <one of {h}'s tokens>`"
+                    )));
+                }
                 if !trusted {
                     return Err(Error::Forbidden(format!(
-                        "{h} already signs in to this hub another way; run `musehub login` with --token <one of {h}'s tokens> once to add this key"
+                        "{h} already signs in to this hub with a token; run `musehub login` with --token <one of {h}'s tokens> once to add this key"
                     )));
                 }
                 if !cache::add_user_key(tx, user.id, &k, bundle.as_deref())? {
