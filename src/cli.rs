@@ -14,6 +14,7 @@ mod dag;
 mod ipfs;
 mod key;
 mod login;
+mod peer;
 mod serve;
 
 /// A self-hostable hub for Muse, the version control system for music.
@@ -111,6 +112,9 @@ pub enum Command {
         #[arg(long, default_value = "musehub login")]
         label: String,
     },
+    /// Hubs this hub replicates from: every public repo there, an owner's, or one repo.
+    #[command(subcommand)]
+    Peer(PeerCommand),
     /// Export or import a repo's history as a CAR file (the IPFS archive format).
     #[command(subcommand)]
     Car(CarCommand),
@@ -251,6 +255,32 @@ pub enum KeyCommand {
         #[command(flatten)]
         chain: chain::ChainArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Follow a hub: its repos are replicated here and kept up to date (read-only here).
+    Add {
+        /// The hub's address, e.g. https://studio.example.org:8443
+        url: String,
+        /// Follow only this repo, OWNER/NAME.
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: Option<String>,
+        /// Follow every public repo of this owner.
+        #[arg(long, value_name = "HANDLE")]
+        owner: Option<String>,
+        /// Follow every public repo of the hub (the default).
+        #[arg(long)]
+        all: bool,
+    },
+    /// List peers with their status (active, lagging, offline) and lag.
+    List {
+        /// Print JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop following a hub (its replicas stay, read-only).
+    Remove { url: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,6 +450,14 @@ pub fn run(cli: Cli) -> Result<()> {
             identity_registry,
             chain,
         }) => chain::deploy(&config, identity_registry, &chain),
+        Command::Peer(PeerCommand::Add {
+            url,
+            repo,
+            owner,
+            all,
+        }) => peer::add(&config, &url, repo, owner, all),
+        Command::Peer(PeerCommand::List { json }) => peer::list(&config, json),
+        Command::Peer(PeerCommand::Remove { url }) => peer::remove(&config, &url),
         Command::Login {
             hub,
             user,

@@ -80,6 +80,21 @@ pub const TEMPLATE: &str = r#"# musehub configuration. Each setting can also be 
 # the gateways above). Off: the gateway serves only this hub's own public content.
 # gateway_fetch = false
 
+# Federation: other hubs replicate this hub's public repos, and this hub replicates theirs
+# (`musehub peer add <url>`). To change a setting below, uncomment [federation] as well.
+# [federation]
+# enabled = true
+# Your handle: announced on the LAN, where hubs of the same owner pair and replicate each
+# other by themselves.
+# owner = "alice"
+# Announce this hub on the LAN and find others there (mDNS, _musehub._tcp.local.).
+# mdns = true
+# How often peers are checked for changes (a push notice makes it immediate).
+# poll = "5m"
+# Hubs to join at start: the owner's repos there (every public repo without an owner) are
+# replicated here.
+# join = ["https://studio.example.org:8443"]
+
 # The on-chain key registry (MuseKeyRegistry). With it, every signed-in user's Ed25519 key
 # is checked against the chain: this hub is only a cache, and a revoked or replaced key is
 # refused. Without it, keys are known to this hub only (shown as "not anchored").
@@ -121,6 +136,58 @@ pub struct RawConfig {
     pub public_url: Option<String>,
     pub ipfs: Option<RawIpfs>,
     pub chain: Option<RawChain>,
+    pub federation: Option<RawFederation>,
+}
+
+/// The `[federation]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFederation {
+    pub enabled: Option<bool>,
+    pub owner: Option<String>,
+    pub poll: Option<String>,
+    pub mdns: Option<bool>,
+    pub join: Option<Vec<String>>,
+}
+
+/// The validated `[federation]` settings.
+#[derive(Debug, Clone)]
+pub struct FederationConfig {
+    pub enabled: bool,
+    /// The handle of the hub's owner: announced on the LAN; hubs of the same owner pair.
+    pub owner: Option<String>,
+    /// How often every peer is polled (notices make it sooner).
+    pub poll: Duration,
+    /// Announce and browse `_musehub._tcp.local.`.
+    pub mdns: bool,
+    /// Hubs to follow at start (the owner's repos, or everything public without an owner).
+    pub join: Vec<String>,
+}
+
+impl FederationConfig {
+    fn validate(raw: RawFederation) -> Result<FederationConfig> {
+        let poll = match raw.poll {
+            None => Duration::from_secs(300),
+            Some(t) => humantime::parse_duration(&t)
+                .with_context(|| format!("federation.poll {t:?} must be a duration like 5m"))?,
+        };
+        if let Some(o) = &raw.owner {
+            crate::hub::check_user_name(o).map_err(|e| anyhow::anyhow!("federation.owner: {e}"))?;
+        }
+        let join = raw
+            .join
+            .unwrap_or_default()
+            .iter()
+            .map(|u| crate::federation::normalize_url(u).context("federation.join"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FederationConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            owner: raw.owner,
+            poll,
+            mdns: raw.mdns.unwrap_or(true),
+            join,
+        })
+    }
 }
 
 /// The `[chain]` table.
@@ -405,6 +472,7 @@ pub struct Config {
     pub ipfs: IpfsConfig,
     /// The key registry, when configured.
     pub chain: Option<ChainConfig>,
+    pub federation: FederationConfig,
 }
 
 /// The data directory from the flag, `$MUSEHUB_DATA`, or `./musehub-data`.
@@ -508,6 +576,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             ipfs: IpfsConfig::validate(raw.ipfs.unwrap_or_default())?,
             chain: ChainConfig::validate(raw.chain.unwrap_or_default())?,
+            federation: FederationConfig::validate(raw.federation.unwrap_or_default())?,
         })
     }
 
@@ -528,6 +597,8 @@ impl Config {
         // Most tests exercise HTTP only; IPFS tests turn the node on with
         // `IpfsConfig::for_tests()` so test hubs never find each other by accident.
         c.ipfs.enabled = false;
+        // Likewise mDNS: tests that want LAN discovery turn it on in their own namespaces.
+        c.federation.mdns = false;
         c
     }
 }
@@ -579,6 +650,24 @@ fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Resul
     }
     if let Some(v) = get("MUSEHUB_CHAIN_SIGNER_KEY_FILE") {
         chain.signer_key_file = Some(PathBuf::from(v));
+    }
+    let fed = raw.federation.get_or_insert_with(RawFederation::default);
+    if let Some(v) = get("MUSEHUB_FEDERATION_OWNER") {
+        fed.owner = Some(v).filter(|v| !v.is_empty());
+    }
+    if let Some(v) = get("MUSEHUB_FEDERATION_MDNS") {
+        fed.mdns = Some(parse_bool("MUSEHUB_FEDERATION_MDNS", &v)?);
+    }
+    if let Some(v) = get("MUSEHUB_FEDERATION_POLL") {
+        fed.poll = Some(v);
+    }
+    if let Some(v) = get("MUSEHUB_FEDERATION_JOIN") {
+        fed.join = Some(
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        );
     }
     let ipfs = raw.ipfs.get_or_insert_with(RawIpfs::default);
     let list = |v: String| -> Vec<String> {

@@ -17,6 +17,7 @@ pub mod blocks;
 pub mod content;
 pub mod dag;
 pub mod identities;
+pub mod peers;
 pub mod published;
 pub mod repos;
 pub mod sessions;
@@ -30,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("db/migrations/0004_published_blocks.sql"),
     include_str!("db/migrations/0005_commit_dag.sql"),
     include_str!("db/migrations/0006_identities.sql"),
+    include_str!("db/migrations/0007_federation.sql"),
 ];
 
 /// How long a connection waits on a lock held by another before giving up. Writes are

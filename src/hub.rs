@@ -31,7 +31,7 @@ pub mod identity;
 mod import;
 pub use blocks::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
 pub use car::CarPlan;
-pub use import::ImportReport;
+pub use import::{ImportOptions, ImportReport};
 
 /// Limits a hub applies to requests and answers.
 #[derive(Debug, Clone)]
@@ -60,6 +60,8 @@ pub struct Hub {
     pub signer: libp2p::identity::Keypair,
     /// Users' keys, the chain cache, login challenges and the signed-request replay cache.
     pub identity: Arc<identity::Identities>,
+    /// Federation work shared with the replication task (notices to send, peers due).
+    pub federation: Arc<crate::federation::Shared>,
 }
 
 /// Why a request was refused or failed. [`crate::web`] maps each to an HTTP status.
@@ -158,6 +160,14 @@ impl Hub {
         }
         let (o, s) = (owner.to_owned(), slug.to_owned());
         let existing = self.db.read(move |c| repos::get(c, &o, &s)).await?;
+        if let Some(r) = &existing
+            && let Some(origin) = &r.origin
+            && (r.visibility == Visibility::Public || r.owner_id == user.id)
+        {
+            return Err(Error::Forbidden(format!(
+                "{owner}/{slug} is a read-only replica here; push to its origin: {origin}/{owner}/{slug}"
+            )));
+        }
         match existing {
             Some(r) if r.owner_id == user.id => Ok(r),
             Some(r) if r.visibility == Visibility::Private => Err(not_found(owner, slug)),

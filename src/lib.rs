@@ -33,6 +33,7 @@ pub mod dag;
 pub mod dagcbor;
 pub mod db;
 pub mod doctor;
+pub mod federation;
 pub mod httpsig;
 pub mod hub;
 pub mod identity;

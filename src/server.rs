@@ -63,6 +63,7 @@ pub fn open_hub(config: &Config) -> Result<Hub> {
         metrics: Arc::new(Metrics::default()),
         signer,
         identity: Arc::new(identity),
+        federation: Arc::default(),
     };
     hub.backfill_dag()
         .context("building the DAG nodes of existing history")?;
@@ -71,8 +72,21 @@ pub fn open_hub(config: &Config) -> Result<Hub> {
 
 impl Server {
     /// Opens the hub's data and starts serving on `config.listen`.
-    pub async fn bind(config: Config) -> Result<Server> {
+    pub async fn bind(mut config: Config) -> Result<Server> {
         let hub = open_hub(&config)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is another hub running there?)",
+                    config.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        // A hub asked to listen on port 0 (tests) tells peers the port it got.
+        if let Some(base) = config.public_url.strip_suffix(":0") {
+            config.public_url = format!("{base}:{}", addr.port());
+        }
         let cleared = hub
             .store
             .clear_temp()
@@ -112,6 +126,33 @@ impl Server {
                     .follow_registry(c.follow_every, shutdown.child_token()),
             );
         }
+        if config.federation.enabled {
+            let fed = crate::federation::Federation::new(
+                hub.clone(),
+                crate::federation::Settings {
+                    public_url: config.public_url.clone(),
+                    poll: config.federation.poll,
+                    tmp_dir: config.paths.data_dir.join("federation-tmp"),
+                },
+            )?;
+            for url in &config.federation.join {
+                let policy = match &config.federation.owner {
+                    Some(o) => crate::db::peers::Policy::Owner(o.clone()),
+                    None => crate::db::peers::Policy::All,
+                };
+                let known = {
+                    let u = url.clone();
+                    hub.db
+                        .read(move |c| crate::db::peers::by_url(c, &u))
+                        .await?
+                };
+                if known.is_none() {
+                    crate::federation::add_peer(&hub, url, policy, "bootstrap").await?;
+                    tracing::info!(target: "musehub::federation", peer = %url, "joined at start (federation.join)");
+                }
+            }
+            tokio::spawn(fed.run(shutdown.child_token()));
+        }
         let state = AppState {
             hub: hub.clone(),
             ca_pem,
@@ -121,15 +162,6 @@ impl Server {
             node: node.clone(),
         };
         let app = web::router(state);
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (is another hub running there?)",
-                    config.listen
-                )
-            })?;
-        let addr = listener.local_addr()?;
         let task = if config.tls {
             let server_config = tls::server_config(&tls_paths)?;
             let token = shutdown.clone();

@@ -25,6 +25,7 @@ use crate::{auth, wire};
 
 pub mod car;
 pub mod count;
+pub mod federation;
 pub mod gateway;
 pub mod identity;
 pub mod ui;
@@ -148,6 +149,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/node", get(node_info))
         .route("/api/v1/login/challenge", post(identity::challenge))
         .route(identity::LOGIN_PATH, post(identity::login))
+        .route(crate::federation::REPOS_PATH, get(federation::repos))
+        .route(
+            crate::federation::SUBSCRIBE_PATH,
+            post(federation::subscribe),
+        )
+        .route(crate::federation::NOTIFY_PATH, post(federation::notify))
         .route("/o/{object_id}", get(object))
         .merge(wire_routes)
         .merge(gateway::routes())
@@ -241,6 +248,13 @@ async fn metrics_page(State(st): State<AppState>) -> Result<Response> {
     if let Some(node) = &st.node {
         node.metrics().render(&node.status(), &mut text);
     }
+    let peers = st
+        .hub
+        .db
+        .read(crate::db::peers::list)
+        .await
+        .map_err(hub::Error::from)?;
+    crate::federation::render_metrics(&peers, &st.hub.federation, &mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -410,6 +424,7 @@ async fn push(
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let body = msgpack_body(&st.hub, body).await?;
     let answer = st.hub.push(&repo, &body).await?;
+    st.hub.federation.pushed(repo.id);
     st.hub.metrics.push(started.elapsed());
     tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), took_ms = started.elapsed().as_millis() as u64, "push accepted");
     Ok(msgpack(StatusCode::OK, &answer))

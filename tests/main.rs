@@ -16,6 +16,7 @@
 //! - `dag`: the history DAG: CAR export/import, clone (hub, CAR, Helia), pull, verify, bad CARs.
 //! - `chain`: the key registry on a real anvil from Rust; a hub checking keys against it.
 //! - `identity`: `musehub key generate|show|import`: key files, no secrets printed, bundles.
+//! - `federation`: hubs on loopback replicating by signed notices; forged notices and bad bytes refused.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
@@ -24,6 +25,7 @@ mod chain;
 mod cli;
 mod crash;
 mod dag;
+mod federation;
 mod gateway;
 mod harness;
 mod helia_interop;

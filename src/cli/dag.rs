@@ -142,7 +142,7 @@ pub(super) fn car_import(config: &Config, file: &Path, repo: Option<&str>) -> Re
     super::runtime()?.block_on(async move {
         let bar = Progress::new("importing");
         let report = hub
-            .import_car(file, repo, &|b, i, n| bar.show(b, None, Some((i, n)), false))
+            .import_car(file, repo, &Default::default(), &|b, i, n| bar.show(b, None, Some((i, n)), false))
             .await
             .with_context(|| format!("refused {}; nothing was imported", file.display()))?;
         bar.show(report.bytes, None, Some((report.objects, report.objects)), true);

@@ -41,9 +41,11 @@ pub struct Repo {
     pub default_branch: String,
     pub created_at: String,
     pub pushed_at: Option<String>,
+    /// For a replica: the hub the repo comes from (pushes go there).
+    pub origin: Option<String>,
 }
 
-const REPO_COLUMNS: &str = "r.id, r.uuid, r.owner_id, u.name, r.slug, r.visibility, r.domain, r.default_branch, r.created_at, r.pushed_at";
+const REPO_COLUMNS: &str = "r.id, r.uuid, r.owner_id, u.name, r.slug, r.visibility, r.domain, r.default_branch, r.created_at, r.pushed_at, r.origin_url";
 
 fn repo_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Repo> {
     let vis: String = r.get(5)?;
@@ -58,6 +60,7 @@ fn repo_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Repo> {
         default_branch: r.get(7)?,
         created_at: r.get(8)?,
         pushed_at: r.get(9)?,
+        origin: r.get(10)?,
     })
 }
 
@@ -81,6 +84,15 @@ pub fn get(conn: &Connection, owner: &str, slug: &str) -> Result<Option<Repo>> {
             "SELECT {REPO_COLUMNS} FROM repos r JOIN users u ON u.id = r.owner_id WHERE u.name = ?1 AND r.slug = ?2"
         ))?
         .query_row([owner, slug], repo_row)
+        .optional()?)
+}
+
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Repo>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {REPO_COLUMNS} FROM repos r JOIN users u ON u.id = r.owner_id WHERE r.id = ?1"
+        ))?
+        .query_row([id], repo_row)
         .optional()?)
 }
 
@@ -255,4 +267,44 @@ pub fn uuid_taken(conn: &Connection, uuid: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM repos WHERE uuid = ?1")?
         .exists([uuid])?)
+}
+
+/// Marks a repo as a replica of `origin` (or, with `None`, as this hub's own).
+pub fn set_origin(conn: &Connection, repo_id: i64, origin: Option<&str>) -> Result<()> {
+    conn.execute(
+        "UPDATE repos SET origin_url = ?2 WHERE id = ?1",
+        params![repo_id, origin],
+    )?;
+    Ok(())
+}
+
+/// Removes a branch (a replica follows its origin's deletions).
+pub fn delete_branch(conn: &Connection, repo_id: i64, name: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM branches WHERE repo_id = ?1 AND name = ?2",
+        params![repo_id, name],
+    )?;
+    Ok(())
+}
+
+/// Commits the repo holds.
+pub fn commit_count(conn: &Connection, repo_id: i64) -> Result<u64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM repo_commits WHERE repo_id = ?1",
+        [repo_id],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+/// The ids of every commit the repo holds.
+pub fn commit_ids(conn: &Connection, repo_id: i64) -> Result<Vec<Id>> {
+    let mut stmt = conn.prepare_cached("SELECT commit_id FROM repo_commits WHERE repo_id = ?1")?;
+    let rows = stmt.query_map([repo_id], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Ok(b) = <[u8; 32]>::try_from(r?) {
+            out.push(Id(b));
+        }
+    }
+    Ok(out)
 }

@@ -31,6 +31,16 @@ pub struct ImportReport {
     pub missing_parents: usize,
 }
 
+/// How an import treats what the hub already holds and who must have signed.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Commits already held: the walk stops there (an incremental CAR leaves them out).
+    pub stop: std::collections::HashSet<Id>,
+    /// When set, every ref-state must be signed by this hub key (a replica trusts only its
+    /// origin's signatures).
+    pub signer: Option<libp2p::PeerId>,
+}
+
 /// Objects stored at once.
 const OBJECTS_IN_FLIGHT: usize = 3;
 
@@ -73,13 +83,14 @@ impl Hub {
         &self,
         path: &Path,
         target: Option<&str>,
+        opts: &ImportOptions,
         progress: &(dyn Fn(u64, usize, usize) + Sync),
     ) -> Result<ImportReport> {
         let car = CarIndex::open(path, true).await?;
         let head = car.roots[0];
         let states = clone::ref_states_in(&car).await?;
         let src = Source::Car(car);
-        let hist = clone::load(&src, head, true, &Default::default()).await?;
+        let hist = clone::load(&src, head, true, &opts.stop).await?;
         for (cid, s) in &states {
             let signer: libp2p::PeerId = s
                 .signatures
@@ -90,6 +101,11 @@ impl Hub {
                 .map_err(|_| anyhow!("ref-state {cid}: the signer is not a peer id"))?;
             s.verify(&signer)
                 .map_err(|e| anyhow!("ref-state {cid}: {e}"))?;
+            if let Some(want) = &opts.signer
+                && *want != signer
+            {
+                bail!("ref-state {cid} is signed by {signer}, not by the expected hub {want}");
+            }
         }
         // Branches: the newest ref-state per branch whose commit came in; else the head on
         // the branch its own record names.
@@ -126,14 +142,31 @@ impl Hub {
                 "there is no user {owner:?} on this hub; create it first with: musehub user add {owner}"
             );
         };
+        // Objects the hub already holds under the same CID are not read again (an
+        // incremental CAR leaves them out); the repo only gains them.
+        let wanted: Vec<(Id, Cid)> = hist.objects.iter().map(|(o, c)| (*o, *c)).collect();
+        let held: BTreeSet<Id> = self
+            .db
+            .read(move |c| {
+                let mut out = BTreeSet::new();
+                for (oid, cid) in &wanted {
+                    if content::object(c, oid)?.is_some()
+                        && hubdag::object_cid(c, oid).ok() == Some(*cid)
+                    {
+                        out.insert(*oid);
+                    }
+                }
+                Ok::<_, crate::db::Error>(out)
+            })
+            .await?;
         // Objects: stored, chunked by this hub's profile, and checked to give the same CIDs.
         // A few objects at a time: hashing one while another waits on the disk.
-        let count = hist.objects.len();
+        let count = hist.objects.len() - held.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let written = std::sync::atomic::AtomicU64::new(0);
         let src = &src;
         let results: Vec<Result<(Imported, BTreeSet<std::path::PathBuf>)>> =
-            futures_util::stream::iter(hist.objects.iter())
+            futures_util::stream::iter(hist.objects.iter().filter(|(o, _)| !held.contains(o)))
                 .map(|(oid, cid)| {
                     let (done, written) = (&done, &written);
                     async move {
@@ -208,7 +241,12 @@ impl Hub {
         };
         let key = self.signer.clone();
         self.db
-            .write(move |tx| record(tx, &repo, &hist, &branches, &key))
+            .write(move |tx| {
+                for oid in &held {
+                    content::add_repo_object(tx, repo.id, oid)?;
+                }
+                record(tx, &repo, &hist, &branches, &key)
+            })
             .await?;
         Ok(report)
     }

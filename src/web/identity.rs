@@ -60,7 +60,7 @@ fn refused(e: impl std::fmt::Display) -> Error {
 
 /// The absolute URI the client signed: this hub's scheme, the `Host` it was asked for, the
 /// path and query.
-fn target_uri(st: &AppState, parts: &Parts) -> String {
+pub(super) fn target_uri(st: &AppState, parts: &Parts) -> String {
     let scheme = if st.public_url.starts_with("https://") {
         "https"
     } else {
@@ -79,7 +79,7 @@ fn target_uri(st: &AppState, parts: &Parts) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-fn header_pairs(headers: &HeaderMap) -> Vec<(&str, &str)> {
+pub(super) fn header_pairs(headers: &HeaderMap) -> Vec<(&str, &str)> {
     headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
@@ -139,7 +139,7 @@ fn verify(
 }
 
 /// Reads a body up to `max` bytes.
-async fn read_limited(body: Body, max: usize) -> Result<bytes::Bytes> {
+pub(super) async fn read_limited(body: Body, max: usize) -> Result<bytes::Bytes> {
     match http_body_util::Limited::new(body, max).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(
@@ -156,7 +156,9 @@ async fn read_limited(body: Body, max: usize) -> Result<bytes::Bytes> {
 pub async fn signed_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let signed =
         req.headers().contains_key("signature-input") || req.headers().contains_key("signature");
-    if !signed || req.uri().path() == LOGIN_PATH {
+    // The login and hub-to-hub requests verify their own signatures.
+    let own = req.uri().path() == LOGIN_PATH || req.uri().path().starts_with("/api/v1/federation/");
+    if !signed || own {
         return next.run(req).await;
     }
     match verify_request(&st, req).await {
