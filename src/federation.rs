@@ -153,6 +153,9 @@ pub struct Federation {
 /// download may take longer as long as bytes keep coming).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A whole small request (listing, subscription, notice): a peer that stopped answering on
+/// a kept-alive connection counts as offline after this.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An HTTP client for peers: our rustls stack, bounded waits.
 pub fn http_client() -> Result<reqwest::Client> {
@@ -341,6 +344,7 @@ impl Federation {
         let res = self
             .http
             .get(url)
+            .timeout(CALL_TIMEOUT)
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
@@ -363,6 +367,7 @@ impl Federation {
         let mut req = self
             .http
             .post(&url)
+            .timeout(CALL_TIMEOUT)
             .header("content-type", "application/json");
         for (k, v) in signed(&self.hub, &url, &body)? {
             req = req.header(k, v);
@@ -611,7 +616,11 @@ impl Federation {
             async move {
                 let url = format!("{}{NOTIFY_PATH}", s.url);
                 let r: Result<()> = async {
-                    let mut req = self.http.post(&url).header("content-type", "application/json");
+                    let mut req = self
+                        .http
+                        .post(&url)
+                        .timeout(CALL_TIMEOUT)
+                        .header("content-type", "application/json");
                     for (k, v) in signed(hub, &url, &body)? {
                         req = req.header(k, v);
                     }

@@ -32,6 +32,7 @@ pub mod config;
 pub mod dag;
 pub mod dagcbor;
 pub mod db;
+pub mod discovery;
 pub mod doctor;
 pub mod federation;
 pub mod httpsig;

@@ -152,6 +152,18 @@ impl Server {
                 }
             }
             tokio::spawn(fed.run(shutdown.child_token()));
+            if config.federation.mdns {
+                let announce = crate::discovery::Announce {
+                    listen: addr,
+                    tls: config.tls,
+                    owner: config.federation.owner.clone(),
+                };
+                if let Err(e) =
+                    crate::discovery::start(hub.clone(), announce, shutdown.child_token())
+                {
+                    tracing::warn!(target: "musehub::discovery", error = %format!("{e:#}"), "LAN discovery is off");
+                }
+            }
         }
         let state = AppState {
             hub: hub.clone(),

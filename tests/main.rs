@@ -17,6 +17,7 @@
 //! - `chain`: the key registry on a real anvil from Rust; a hub checking keys against it.
 //! - `identity`: `musehub key generate|show|import`: key files, no secrets printed, bundles.
 //! - `federation`: hubs on loopback replicating by signed notices; forged notices and bad bytes refused.
+//! - `lan`: two hubs in network namespaces pair by mDNS, replicate, and heal after a partition.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
@@ -31,6 +32,7 @@ mod harness;
 mod helia_interop;
 mod identity;
 mod ipfs;
+mod lan;
 mod unixfs_interop;
 mod web_media;
 mod web_repo;

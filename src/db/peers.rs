@@ -239,3 +239,9 @@ pub fn subscribers_of(conn: &Connection, owner: &str, slug: &str) -> Result<Vec<
     }
     Ok(out)
 }
+
+/// Moves a peer to a new address (a LAN hub that changed IP).
+pub fn set_url(conn: &Connection, id: i64, url: &str) -> Result<()> {
+    conn.execute("UPDATE peers SET url = ?2 WHERE id = ?1", params![id, url])?;
+    Ok(())
+}
