@@ -358,6 +358,17 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
         mb(fetch.largest_answer)
     ));
 
+    progress("[4b/9] a second hub replicates the repo (federation catch-up)");
+    let catchup = replica_catchup(&exe, &work.path.join("replica"), &hub.url, &rt, &api.client)?;
+    hub.check_alive()?;
+    progress(format!(
+        "      {:.1} s ({:.0} MB/s); incremental fetch took {:.1} s: ratio {:.2} (target <= 1.2)",
+        catchup.as_secs_f64(),
+        rate(repo.total_bytes, catchup),
+        fetch.total.as_secs_f64(),
+        catchup.as_secs_f64() / fetch.total.as_secs_f64()
+    ));
+
     progress("[5/9] CAR export of the whole history over HTTP (history=full)");
     let car_path = work.path.join("history.car");
     let before = Cpu::now(&hub);
@@ -448,8 +459,24 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
         disk,
     };
     println!("{}", report.table());
+    println!(
+        "replica catch-up      {:>8.1} s  ({:.0} MB/s; the commit-by-commit fetch took {:.1} s: {:.2}x, target <= 1.2x, {})",
+        catchup.as_secs_f64(),
+        rate(repo.total_bytes, catchup),
+        fetch.total.as_secs_f64(),
+        catchup.as_secs_f64() / fetch.total.as_secs_f64(),
+        verdict(catchup.as_secs_f64() <= 1.2 * fetch.total.as_secs_f64())
+    );
     if args.json {
         println!("{}", report.json());
+        println!(
+            "{}",
+            serde_json::json!({
+                "replica_catchup_s": catchup.as_secs_f64(),
+                "incremental_fetch_s": fetch.total.as_secs_f64(),
+                "catchup_ratio": catchup.as_secs_f64() / fetch.total.as_secs_f64(),
+            })
+        );
     }
     if !server_log.is_empty() {
         eprintln!(
@@ -463,6 +490,48 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     drop(rt);
     drop(work);
     Ok(())
+}
+
+/// Starts a second hub that follows `OWNER` on `origin` and times it until it reports the
+/// peer active with no lag (every commit replicated and verified).
+fn replica_catchup(
+    exe: &Path,
+    dir: &Path,
+    origin: &str,
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+) -> Result<Duration> {
+    child::admin(exe, dir, &["peer", "add", origin, "--owner", OWNER])?;
+    let t = Instant::now();
+    let replica = child::Hub::start(exe, dir)?;
+    let origin = origin.trim_end_matches('/').to_owned();
+    let done = rt.block_on(async {
+        loop {
+            let text = client
+                .get(format!("{}/metrics", replica.url.trim_end_matches('/')))
+                .send()
+                .await?
+                .text()
+                .await?;
+            let up = text.contains(&format!(
+                "musehub_peer_up{{peer=\"{origin}\",status=\"active\"}} 1"
+            ));
+            let caught_up =
+                text.contains(&format!("musehub_peer_lag_commits{{peer=\"{origin}\"}} 0"));
+            if up && caught_up {
+                return Ok::<_, anyhow::Error>(t.elapsed());
+            }
+            if t.elapsed() > Duration::from_secs(3600) {
+                bail!("the replica did not catch up within an hour");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })?;
+    let log = replica.stop();
+    if !log.is_empty() {
+        eprintln!("bench: the replica logged: {}", log.join("\n  "));
+    }
+    Ok(done)
 }
 
 /// Downloads `GET commits/main/car?history=full` into `path`; returns the time and size.
