@@ -600,7 +600,7 @@ pub fn check_slug(slug: &str) -> Result<()> {
 /// have a page nobody could reach.
 const RESERVED_NAMES: &[&str] = &[
     "api", "assets", "ca.crt", "connect", "explore", "health", "ipfs", "ipns", "login", "logout",
-    "metrics", "new", "node", "o", "settings",
+    "metrics", "new", "node", "o", "peers", "settings",
 ];
 
 /// User names follow the same rule as slugs (they are the first path segment), and may not

@@ -463,3 +463,43 @@ async fn rogue_server(listing: Vec<u8>, car: Vec<u8>) -> String {
     });
     format!("http://{addr}")
 }
+
+#[tokio::test]
+async fn a_hub_joins_the_hubs_of_its_config_and_replicates_its_owners_repos() {
+    let a = TestHub::spawn().await;
+    let (alice, bob) = (a.user("alice").await, a.user("bob").await);
+    let s = Commit::new(&[], &[("s", b"song")], "song", "2026-11-24T10:00:00+00:00");
+    assert_eq!(
+        a.push("alice/song", &alice, &[b"song"], &[s], "main", false)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let t = Commit::new(&[], &[("t", b"tune")], "tune", "2026-11-24T10:00:00+00:00");
+    assert_eq!(
+        a.push("bob/tune", &bob, &[b"tune"], &[t], "main", false)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let url = a.server.url();
+    let b = TestHub::spawn_with(|c| {
+        c.federation.join = vec![url];
+        c.federation.owner = Some("alice".into());
+    })
+    .await;
+    let want = a.heads("alice/song", None).await;
+    eventually("B has alice's repo", async || {
+        heads_or_empty(&b, "alice/song").await == want
+    })
+    .await;
+    assert!(
+        heads_or_empty(&b, "bob/tune").await.is_empty(),
+        "only the owner's repos"
+    );
+    let p = &peer_list(&b).await[0];
+    assert_eq!(
+        (p.source.as_str(), &p.policy),
+        ("bootstrap", &Policy::Owner("alice".into()))
+    );
+}

@@ -574,7 +574,8 @@ async fn tokens_are_shown_once_work_and_can_be_revoked() {
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(page.header("cache-control"), "no-store");
-    let prefix = format!("muse auth login --hub {} --token ", "http://127.0.0.1:0");
+    // A hub told to listen on port 0 shows the port it got.
+    let prefix = format!("muse auth login --hub {} --token ", hub.server.url());
     let at = page
         .body
         .find(&prefix)
@@ -774,5 +775,59 @@ fn login_link_prints_the_url_alone() {
         let run = musehub(dir.path(), &["login-link", "alice", "--ttl", ttl]);
         assert!(!run.status.success(), "--ttl {ttl}: {run:?}");
         assert!(run.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_hub_found_on_the_lan_is_followed_with_one_click() {
+    let hub = seeded().await;
+    let other = TestHub::spawn().await;
+    let other_url = other.server.url();
+    hub.server.hub().federation.lan.lock().unwrap().insert(
+        "12D3KooWother".into(),
+        musehub::federation::LanHub {
+            url: other_url.clone(),
+            peer_id: other.server.hub().signer.public().to_peer_id().to_string(),
+            owner: Some("bob".into()),
+            version: "0.1.0".into(),
+        },
+    );
+    let anon = Browser::anonymous(&hub);
+    let page = anon.get("/peers").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&other_url) && page.body.contains("Sign in to follow it."));
+
+    let alice = sign_in(&hub, "alice").await;
+    let page = alice.get("/peers").await;
+    assert!(
+        page.body.contains("action=\"/peers/follow\""),
+        "{}",
+        page.body
+    );
+    let csrf = alice.csrf().await;
+    // Only hubs on the LAN list: never an address typed into the form.
+    let res = alice
+        .post(
+            "/peers/follow",
+            &[("csrf", &csrf), ("url", "http://10.9.9.9:1")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    // Without the CSRF token: refused.
+    let res = alice.post("/peers/follow", &[("url", &other_url)]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = alice
+        .post("/peers/follow", &[("csrf", &csrf), ("url", &other_url)])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = anon.get("/peers").await;
+        if page.body.contains("status-active") {
+            assert!(page.body.contains("every public repo"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -76,8 +76,7 @@ async fn user_node_and_connect_pages() {
     let (s, body) = page(&hub, "/connect").await;
     assert_eq!(s, StatusCode::OK);
     assert!(
-        body.contains(&format!("muse auth login --hub {}", "http://127.0.0.1:0"))
-            || body.contains("muse auth login --hub http://127.0.0.1"),
+        body.contains(&format!("muse auth login --hub {}", hub.server.url())),
         "{body}"
     );
 }

@@ -19,6 +19,7 @@ use crate::db::users::User;
 pub mod assets;
 pub mod explore;
 pub mod media;
+pub mod peers;
 pub mod repo;
 pub mod session;
 
@@ -30,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/{*path}", get(assets::serve))
         .route("/node", get(explore::node))
         .route("/connect", get(explore::connect))
+        .route("/peers", get(peers::page))
+        .route("/peers/follow", post(peers::follow))
         .route(
             "/login/{token}",
             get(session::login_form).post(session::login),

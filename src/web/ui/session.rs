@@ -54,10 +54,10 @@ const MAX_TOKEN_SECS: u64 = 100 * 365 * 86_400;
 
 /// The live session of a request.
 #[derive(Debug)]
-struct Current {
+pub(super) struct Current {
     /// SHA-256 of the cookie value (the session's key in the database).
     hash: [u8; 32],
-    user: User,
+    pub(super) user: User,
     csrf: String,
 }
 
@@ -184,7 +184,7 @@ fn refused() -> PageError {
 }
 
 /// The session behind a state-changing form, after the origin and CSRF checks.
-async fn form_session(
+pub(super) async fn form_session(
     st: &AppState,
     headers: &HeaderMap,
     form: &Form,
@@ -201,7 +201,7 @@ async fn form_session(
 }
 
 /// A 303 to `location`, optionally setting a cookie.
-fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
+pub(super) fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(location) {
@@ -290,7 +290,7 @@ fn percent_decode(s: &[u8]) -> String {
 }
 
 /// Reads a posted form (urlencoded, at most [`MAX_FORM_BYTES`]).
-async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, PageError> {
+pub(super) async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, PageError> {
     let mime = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
