@@ -194,16 +194,8 @@ impl std::fmt::Debug for Registry {
 /// The HTTP client for RPC calls: our rustls stack (web PKI roots, or `SSL_CERT_FILE`) and
 /// a bounded wait, so an unreachable chain is an error in seconds, not a hang.
 fn rpc_http() -> Result<reqwest::Client> {
-    let tls = match std::env::var_os("SSL_CERT_FILE") {
-        Some(f) => {
-            let pem = std::fs::read_to_string(&f)
-                .map_err(|e| Error::Invalid(format!("reading SSL_CERT_FILE: {e}")))?;
-            crate::tls::client_config_trusting(&pem).map_err(|e| Error::Invalid(e.to_string()))?
-        }
-        None => crate::tls::client_config_webpki(),
-    };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+    crate::tls::http_client_builder()
+        .map_err(|e| Error::Invalid(e.to_string()))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
         .build()

@@ -159,15 +159,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An HTTP client for peers: our rustls stack, bounded waits.
 pub fn http_client() -> Result<reqwest::Client> {
-    let tls = match std::env::var_os("SSL_CERT_FILE") {
-        Some(f) => {
-            let pem = std::fs::read_to_string(&f).context("reading SSL_CERT_FILE")?;
-            crate::tls::client_config_trusting(&pem)?
-        }
-        None => crate::tls::client_config_webpki(),
-    };
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+    Ok(crate::tls::http_client_builder()?
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .build()?)

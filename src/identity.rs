@@ -87,8 +87,6 @@ pub fn parse_private(text: &str) -> Result<ed25519::Keypair> {
 /// Writes a key file: mode 0600, through a temp file and a rename, never over an existing
 /// key unless `replace`.
 pub fn write_key_file(path: &Path, key: &ed25519::Keypair, replace: bool) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -101,6 +99,15 @@ pub fn write_key_file(path: &Path, key: &ed25519::Keypair, replace: bool) -> Res
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
+    write_private(path, to_pem(key).as_bytes()).map_err(io)
+}
+
+/// Replaces `path` with `data`, readable only by its owner (0600): written to a temp file
+/// beside it, synced, then renamed over it, so a crash leaves the old file or the new one.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
         path.file_name()
@@ -112,13 +119,11 @@ pub fn write_key_file(path: &Path, key: &ed25519::Keypair, replace: bool) -> Res
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(to_pem(key).as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    std::fs::rename(&tmp, path)
 }
 
 /// Reads a key file, refusing one that others can read.

@@ -337,6 +337,25 @@ pub fn client_config_trusting(ca_pem: &str) -> Result<rustls::ClientConfig, Erro
         .with_no_client_auth())
 }
 
+/// An HTTP client builder for talking to other hubs and RPC endpoints: trusts the
+/// certificates in `$SSL_CERT_FILE` when set (a LAN hub's `/ca.crt`), else the Mozilla root
+/// set. Callers add their own timeouts.
+pub fn http_client_builder() -> Result<reqwest::ClientBuilder, Error> {
+    let tls = match std::env::var_os("SSL_CERT_FILE") {
+        Some(f) => {
+            let path = PathBuf::from(f);
+            let pem = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                action: "read SSL_CERT_FILE",
+                path,
+                source,
+            })?;
+            client_config_trusting(&pem)?
+        }
+        None => client_config_webpki(),
+    };
+    Ok(reqwest::Client::builder().use_preconfigured_tls(tls))
+}
+
 /// A client configuration trusting the Mozilla root set compiled in from `webpki-roots`
 /// (no dependence on the system's CA bundle, which a minimal Pi image may lack): for public
 /// HTTPS servers such as trustless IPFS gateways.

@@ -15,7 +15,7 @@ use musehub::config::ChainConfig;
 use musehub::{Config, Server};
 use reqwest::StatusCode;
 
-use crate::harness::{Commit, client, crypto};
+use crate::harness::{Commit, client, crypto, eventually};
 
 /// An error's `detail`, or the body as text.
 fn detail(bytes: &[u8]) -> String {
@@ -352,18 +352,6 @@ async fn push(
         .unwrap();
     let s = res.status();
     (s, detail(&res.bytes().await.unwrap()))
-}
-
-/// Polls `f` until it returns true (the hub follows registry events every second here).
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn page(base: &str, user: &str) -> String {

@@ -1,25 +1,12 @@
 //! Federation: hubs on 127.0.0.1 replicating each other through signed notices; refusals of
 //! forged or unwanted notices and of a peer that serves bytes that do not hash to their ids.
 
-use std::time::Duration;
-
 use musehub::cids::Id;
 use musehub::db::peers::{self, Policy};
 use musehub::federation::{self, Notice};
 use reqwest::StatusCode;
 
-use crate::harness::{Commit, Pack, TestHub, client, ids, map, noise};
-
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !f().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::harness::{Commit, Pack, TestHub, client, eventually, ids, map, noise};
 
 async fn follow(hub: &TestHub, other: &TestHub, policy: Policy) {
     federation::add_peer(hub.server.hub(), &other.server.url(), policy, "manual")

@@ -459,6 +459,9 @@ pub fn musehub_cmd(dir: &std::path::Path) -> std::process::Command {
         .env("MUSEHUB_IPFS_LISTEN", "/ip4/127.0.0.1/tcp/0")
         .env("MUSEHUB_IPFS_BOOTSTRAP", "")
         .env("MUSEHUB_IPFS_MDNS", "false")
+        // Nor do they look for other hubs on the LAN (the `lan` test turns it on in its
+        // own network namespaces).
+        .env("MUSEHUB_FEDERATION_MDNS", "false")
         .stdin(std::process::Stdio::null());
     cmd
 }
@@ -621,4 +624,16 @@ pub fn spawn_serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (ChildGu
             )
         });
     (guard, url)
+}
+
+/// Polls `f` until it returns true, failing the test after 30 s with `what`.
+pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -86,6 +86,7 @@ impl Hub {
             .env("MUSEHUB_IPFS_LISTEN", "/ip4/127.0.0.1/tcp/0")
             .env("MUSEHUB_IPFS_BOOTSTRAP", "")
             .env("MUSEHUB_IPFS_MDNS", "false")
+            .env("MUSEHUB_FEDERATION_MDNS", "false")
             .env("MUSEHUB_IPFS_DHT_MODE", "server")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

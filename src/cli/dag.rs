@@ -478,16 +478,7 @@ fn meta_from(hist: &clone::History, state: Option<&dag::RefState>) -> RepoMeta {
 // talking to a hub over HTTP (its CAR endpoint only)
 
 pub(super) fn http_client() -> Result<reqwest::Client> {
-    let tls = match std::env::var_os("SSL_CERT_FILE") {
-        Some(f) => {
-            let pem = std::fs::read_to_string(&f)
-                .with_context(|| format!("reading SSL_CERT_FILE {}", Path::new(&f).display()))?;
-            crate::tls::client_config_trusting(&pem)?
-        }
-        None => crate::tls::client_config_webpki(),
-    };
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+    Ok(crate::tls::http_client_builder()?
         .connect_timeout(Duration::from_secs(20))
         .build()?)
 }

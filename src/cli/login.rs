@@ -2,7 +2,6 @@
 //! receives a bearer token bound to that key, and stores it where the Muse CLI reads it
 //! (`~/.muse/identity.toml`, protocol doc §4.5), so `muse push` just works.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -229,18 +228,8 @@ pub(crate) fn store_token(muse_dir: &Path, host_key: &str, name: &str, token: &s
             ),
         }
     }
-    let tmp = muse_dir.join(".identity.toml.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    identity::write_private(&path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     drop(lock);
     Ok(())
 }

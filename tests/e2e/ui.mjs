@@ -69,6 +69,7 @@ function hubEnv(extra = {}) {
     MUSEHUB_IPFS_LISTEN: '/ip4/127.0.0.1/tcp/0',
     MUSEHUB_IPFS_BOOTSTRAP: '',
     MUSEHUB_IPFS_MDNS: 'false',
+    MUSEHUB_FEDERATION_MDNS: 'false',
     ...extra,
   };
 }
@@ -447,7 +448,7 @@ async function main() {
   const tip = song.tip;
   const pages = [
     { name: 'home', path: '/', phone: true, text: ['alice/song'] },
-    { name: 'user', path: '/alice', text: ['song'] },
+    { name: 'user', path: '/alice', text: ['song', 'Key anchoring'] },
     { name: 'repo', path: '/alice/song', phone: true, text: ['late trains and early mornings', 'README.md', 'lyrics.txt'] },
     { name: 'branches', path: '/alice/song/branches', text: ['main', 'feature/chorus'] },
     { name: 'commits', path: '/alice/song/commits/main', phone: true, text: song.main.map((c) => c.message) },
@@ -463,6 +464,7 @@ async function main() {
     { name: 'releases', path: '/alice/song/releases', text: ['v1.0.0'] },
     { name: 'release', path: '/alice/song/release/v1.0.0', text: ['v1.0.0', 'First cut'] },
     { name: 'node', path: '/node', text: ['Objects'] },
+    { name: 'peers', path: '/peers', text: ['Followed hubs', 'On your LAN'] },
     { name: 'connect', path: '/connect', text: ['muse auth login'] },
     { name: 'not-found', path: '/alice/song/no/such/page', status: 404, text: ['Nothing here'] },
   ];
