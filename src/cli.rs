@@ -15,6 +15,7 @@ mod ipfs;
 mod key;
 mod login;
 mod peer;
+mod progress;
 mod serve;
 
 /// A self-hostable hub for Muse, the version control system for music.

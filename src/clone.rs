@@ -93,14 +93,6 @@ impl CarIndex {
         self.blocks.contains_key(cid)
     }
 
-    pub fn len(&self) -> usize {
-        self.blocks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
-    }
-
     async fn read(&self, cid: &Cid) -> Result<Option<Bytes>> {
         let Some(&(offset, len)) = self.blocks.get(cid) else {
             return Ok(None);

@@ -1,9 +1,8 @@
 //! `musehub node` (the IPFS node's identity and state) and `musehub get` (fetch a file by
 //! CID from IPFS).
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio_util::sync::CancellationToken;
@@ -11,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, DhtMode};
 use crate::ipfs::{Node, ipns, node};
 use crate::server::open_hub;
+
+use super::progress::Progress;
 
 pub(super) fn node(config: &Config, json: bool) -> Result<()> {
     let key = node::load_or_create_key(&config.paths.node_key())?;
@@ -184,8 +185,8 @@ pub(super) fn parse_peers(peers: &[String]) -> Result<Vec<libp2p::Multiaddr>> {
 }
 
 async fn fetch_to(node: &Node, cid: &cid::Cid, out: Option<PathBuf>) -> Result<()> {
-    let bar = Progress::new();
-    let progress = move |done: u64, total: u64| bar.show(done, total);
+    let bar = Progress::new("downloading");
+    let progress = move |done: u64, total: u64| bar.show(done, Some(total), None, done >= total);
     match out {
         None => {
             let mut stdout = tokio::io::stdout();
@@ -223,50 +224,4 @@ async fn fetch_to(node: &Node, cid: &cid::Cid, out: Option<PathBuf>) -> Result<(
         }
     }
     Ok(())
-}
-
-/// A one-line progress bar on stderr (redrawn in place on a terminal, a final line
-/// otherwise).
-struct Progress {
-    tty: bool,
-    last: std::sync::Mutex<Instant>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Progress {
-            tty: std::io::stderr().is_terminal(),
-            last: std::sync::Mutex::new(Instant::now() - Duration::from_secs(1)),
-        }
-    }
-
-    fn show(&self, done: u64, total: u64) {
-        let finished = done >= total;
-        {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if !finished && last.elapsed() < Duration::from_millis(100) {
-                return;
-            }
-            *last = Instant::now();
-        }
-        if !self.tty && !finished {
-            return;
-        }
-        let pct = (done * 100).checked_div(total).unwrap_or(100);
-        let filled = (pct / 4) as usize;
-        let line = format!(
-            "[{}{}] {pct:>3}%  {:.1} / {:.1} MiB",
-            "#".repeat(filled),
-            " ".repeat(25 - filled.min(25)),
-            done as f64 / 1048576.0,
-            total as f64 / 1048576.0
-        );
-        let mut err = std::io::stderr();
-        let _ = if self.tty {
-            write!(err, "\r{line}")
-        } else {
-            writeln!(err, "{line}")
-        };
-        let _ = err.flush();
-    }
 }
