@@ -122,6 +122,16 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// The hubs seen on the LAN.
+    pub fn lan_hubs(&self) -> Vec<LanHub> {
+        self.lan
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     fn take_pushed(&self) -> BTreeSet<i64> {
         std::mem::take(&mut *self.pushed.lock().unwrap_or_else(|p| p.into_inner()))
     }

@@ -22,6 +22,13 @@ async fn heads_or_empty(hub: &TestHub, repo: &str) -> Vec<(String, String)> {
     hub.heads(repo, None).await
 }
 
+/// Pushes one commit holding one file to `repo` on `hub`.
+async fn push_file(hub: &TestHub, repo: &str, token: &str, path: &str, content: &[u8]) {
+    let c = Commit::new(&[], &[(path, content)], path, "2026-11-24T10:00:00+00:00");
+    let (s, b) = hub.push(repo, token, &[content], &[c], "main", false).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+}
+
 async fn peer_list(hub: &TestHub) -> Vec<peers::Peer> {
     hub.server.hub().db.read(peers::list).await.unwrap()
 }
@@ -312,20 +319,8 @@ async fn forged_and_unwanted_notices_and_bad_bytes_are_refused() {
 
     // A push to a repo B does not follow never reaches B.
     let bob = a.user("bob").await;
-    let t = Commit::new(&[], &[("t", b"tune")], "tune", "2026-11-24T10:00:00+00:00");
-    assert_eq!(
-        a.push("bob/tune", &bob, &[b"tune"], &[t], "main", false)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let s1 = Commit::new(&[], &[("s", b"song")], "song", "2026-11-24T10:00:00+00:00");
-    assert_eq!(
-        a.push("alice/song", &token, &[b"song"], &[s1], "main", false)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    push_file(&a, "bob/tune", &bob, "t", b"tune").await;
+    push_file(&a, "alice/song", &token, "s", b"song").await;
     eventually("B has alice/song", async || {
         !heads_or_empty(&b, "alice/song").await.is_empty()
     })
@@ -455,20 +450,8 @@ async fn rogue_server(listing: Vec<u8>, car: Vec<u8>) -> String {
 async fn a_hub_joins_the_hubs_of_its_config_and_replicates_its_owners_repos() {
     let a = TestHub::spawn().await;
     let (alice, bob) = (a.user("alice").await, a.user("bob").await);
-    let s = Commit::new(&[], &[("s", b"song")], "song", "2026-11-24T10:00:00+00:00");
-    assert_eq!(
-        a.push("alice/song", &alice, &[b"song"], &[s], "main", false)
-            .await
-            .0,
-        StatusCode::OK
-    );
-    let t = Commit::new(&[], &[("t", b"tune")], "tune", "2026-11-24T10:00:00+00:00");
-    assert_eq!(
-        a.push("bob/tune", &bob, &[b"tune"], &[t], "main", false)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    push_file(&a, "alice/song", &alice, "s", b"song").await;
+    push_file(&a, "bob/tune", &bob, "t", b"tune").await;
     let url = a.server.url();
     let b = TestHub::spawn_with(|c| {
         c.federation.join = vec![url];

@@ -70,10 +70,8 @@ pub async fn page(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
     let lan = st
         .hub
         .federation
-        .lan
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
+        .lan_hubs()
+        .iter()
         .filter(|h| !followed.contains(&h.url) && !known_ids.contains(&h.peer_id))
         .map(|h| LanRow {
             url: h.url.clone(),
@@ -99,14 +97,7 @@ pub async fn follow(
     let cur = form_session(&st, &headers, &form).await?;
     let url = form.get("url").unwrap_or_default().to_owned();
     // Only hubs seen on the LAN: the page never makes this hub call an address typed in.
-    let on_lan = st
-        .hub
-        .federation
-        .lan
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .any(|h| h.url == url);
+    let on_lan = st.hub.federation.lan_hubs().iter().any(|h| h.url == url);
     if !on_lan {
         return Err(PageError::bad_request(
             "That hub is not on the LAN list any more; reload the page.",
