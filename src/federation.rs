@@ -95,6 +95,8 @@ pub struct Shared {
     /// Peers to sync now (a notice came, or one was added).
     due: Mutex<BTreeSet<i64>>,
     wake: tokio::sync::Notify,
+    /// Peers this process has subscribed at (once each: the origin keeps subscriptions).
+    subscribed: Mutex<BTreeSet<i64>>,
     /// Hubs found on the LAN, by peer id.
     pub lan: Mutex<BTreeMap<String, LanHub>>,
     /// Notices sent and received, for `/metrics`.
@@ -322,8 +324,25 @@ impl Federation {
             .peer_id
             .parse()
             .map_err(|_| anyhow!("{} sent a peer id that does not parse", peer.url))?;
-        if let Err(e) = self.subscribe(peer).await {
-            tracing::info!(target: "musehub::federation", peer = %peer.url, error = %format!("{e:#}"), "could not subscribe to notices; polling only");
+        let shared = &self.hub.federation;
+        let subscribed = shared
+            .subscribed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&peer.id);
+        if !subscribed {
+            match self.subscribe(peer).await {
+                Ok(()) => {
+                    shared
+                        .subscribed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(peer.id);
+                }
+                Err(e) => {
+                    tracing::info!(target: "musehub::federation", peer = %peer.url, error = %format!("{e:#}"), "could not subscribe to notices; polling only");
+                }
+            }
         }
         let mut out = Outcome::default();
         for repo in &listing.repos {
@@ -652,60 +671,6 @@ impl Federation {
 }
 
 fn no_progress(_: u64, _: usize, _: usize) {}
-
-/// Verifies a signed federation request (notice or subscription) by the hub key its
-/// `keyid` names; returns that peer id.
-pub fn verify_hub_request(
-    hub: &Hub,
-    uri: &str,
-    method: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::result::Result<String, httpsig::Error> {
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| *v)
-    };
-    let (Some(input), Some(sig)) = (get("signature-input"), get("signature")) else {
-        return Err(httpsig::Error::Malformed(
-            "Signature",
-            "a hub-to-hub request must be signed".into(),
-        ));
-    };
-    match get("content-digest") {
-        Some(d) => httpsig::check_content_digest(d, body)?,
-        None => return Err(httpsig::Error::NotCovered("content-digest".into())),
-    }
-    let keyid = httpsig::keyid(input, None)?;
-    let key = keyid
-        .parse::<libp2p::PeerId>()
-        .ok()
-        .and_then(|p| crate::dag::public_key_of(&p).ok());
-    let req = httpsig::Request {
-        method,
-        target_uri: uri,
-        headers,
-    };
-    let policy = httpsig::Policy {
-        required: &httpsig::REQUIRED,
-        now: unix_now(),
-        max_age: Duration::from_secs(300),
-        skew: Duration::from_secs(30),
-        require_nonce: true,
-    };
-    let v = httpsig::verify(
-        &req,
-        input,
-        sig,
-        None,
-        &policy,
-        |k| (k == keyid).then(|| key.clone()).flatten(),
-        &hub.identity.replay,
-    )?;
-    Ok(v.keyid)
-}
 
 /// The listing of the public repos this hub is the origin of.
 pub async fn listing(hub: &Hub, url: &str, owner: Option<String>) -> Result<Listing> {

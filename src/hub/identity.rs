@@ -166,15 +166,21 @@ impl Hub {
         }
     }
 
-    /// Refuses a key the chain does not stand behind, saying why.
-    pub async fn require_key(&self, handle: &str, key: &[u8; 32], purpose: Use) -> Result<()> {
+    /// Refuses a key the chain does not stand behind, saying why; returns its state
+    /// otherwise.
+    pub async fn require_key(
+        &self,
+        handle: &str,
+        key: &[u8; 32],
+        purpose: Use,
+    ) -> Result<KeyState> {
         let state = self.key_state(handle, key, purpose).await?;
         let why = match state {
-            KeyState::Anchored(_) => return Ok(()),
+            KeyState::Anchored(_) => return Ok(state),
             KeyState::Unanchored
                 if self.identity.registry.is_none() || self.identity.allow_unanchored =>
             {
-                return Ok(());
+                return Ok(state);
             }
             KeyState::Unanchored => format!(
                 "{handle}'s key is not anchored on chain yet; run `musehub key anchor --handle {handle}` and try again"
@@ -461,9 +467,8 @@ impl Hub {
                 ));
             }
         }
-        self.require_key(&req.handle, &req.key, Use::Write).await?;
         let anchored = matches!(
-            self.key_state(&req.handle, &req.key, Use::Read).await?,
+            self.require_key(&req.handle, &req.key, Use::Write).await?,
             KeyState::Anchored(_)
         );
         let token = crate::auth::new_token();

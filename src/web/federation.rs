@@ -5,10 +5,11 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::identity::{header_pairs, read_limited, target_uri};
+use super::identity::{read_limited, target_uri, verify};
 use super::{AppState, Error, Result};
 use crate::db::peers::{self, Policy, Subscriber};
 use crate::federation::{self, Notice, Subscription};
+use crate::httpsig;
 
 const BODY_MAX: usize = 64 * 1024;
 
@@ -25,9 +26,21 @@ async fn verified(st: &AppState, req: Request, what: &str) -> Result<(String, by
     let (parts, body) = req.into_parts();
     let body = read_limited(body, BODY_MAX).await?;
     let uri = target_uri(st, &parts);
-    let pairs = header_pairs(&parts.headers);
-    federation::verify_hub_request(&st.hub, &uri, parts.method.as_str(), &pairs, &body)
-        .map(|peer| (peer, body))
+    // The key id is the sending hub's peer id, which embeds its Ed25519 key.
+    let input = parts
+        .headers
+        .get("signature-input")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let key = httpsig::keyid(input, None)
+        .ok()
+        .and_then(|k| k.parse::<libp2p::PeerId>().ok())
+        .and_then(|p| crate::dag::public_key_of(&p).ok());
+    verify(&st.hub, &uri, &parts, &body, |k| {
+        key.clone()
+            .filter(|key| key.to_peer_id().to_string() == k)
+    })
+        .map(|v| (v.keyid, body))
         .map_err(|e| {
             st.hub
                 .federation

@@ -79,7 +79,7 @@ pub(super) fn target_uri(st: &AppState, parts: &Parts) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-pub(super) fn header_pairs(headers: &HeaderMap) -> Vec<(&str, &str)> {
+fn header_pairs(headers: &HeaderMap) -> Vec<(&str, &str)> {
     headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
@@ -87,7 +87,8 @@ pub(super) fn header_pairs(headers: &HeaderMap) -> Vec<(&str, &str)> {
 }
 
 /// Verifies a signed request whose body was read: digest, then the signature by `key_of`.
-fn verify(
+/// Used for users' signed requests, the login and hub-to-hub calls alike.
+pub(super) fn verify(
     hub: &Hub,
     uri: &str,
     parts: &Parts,
@@ -101,7 +102,10 @@ fn verify(
             .map(|v| v.to_str().unwrap_or("\u{fffd}"))
     };
     let (Some(input), Some(sig)) = (h("signature-input"), h("signature")) else {
-        return Err(httpsig::Error::MissingParam("Signature"));
+        return Err(httpsig::Error::Malformed(
+            "Signature",
+            "the request is not signed".into(),
+        ));
     };
     // Size first: an oversized header is refused before anything is parsed.
     if input.len() > httpsig::MAX_HEADER {
