@@ -374,6 +374,15 @@ impl Registry {
         Ok(d.0)
     }
 
+    /// The balance of `who` in the chain's smallest unit (wei), to say plainly that an
+    /// account cannot pay before a transaction is refused for it.
+    pub async fn balance(&self, who: Address) -> Result<alloy::primitives::U256> {
+        self.provider
+            .get_balance(who)
+            .await
+            .map_err(|e| self.unreachable(e))
+    }
+
     /// Claims `handle` with its first key. Returns the transaction hash once mined.
     pub async fn register(&self, handle: &str, key: [u8; 32], bundle_cid: &[u8]) -> Result<B256> {
         let call = self.contract.register(

@@ -17,6 +17,7 @@ mod login;
 mod peer;
 mod progress;
 mod serve;
+mod setup;
 
 /// A self-hostable hub for Muse, the version control system for music.
 ///
@@ -160,6 +161,27 @@ pub enum Command {
         /// Give up after this long.
         #[arg(long, default_value = "5m", value_name = "DURATION")]
         timeout: humantime::Duration,
+    },
+    /// Set this hub up from a musehub.toml, as the appliance does at every start: settings,
+    /// keys moved off the boot partition, the https CA, the owner's account and key, the key
+    /// anchored on chain, hubs to follow, and a one-time sign-in link. Safe to run again:
+    /// it only does what is missing.
+    Setup {
+        /// The musehub.toml to set up from (on the appliance: /boot/firmware/musehub.toml).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Also write the summary and sign-in link to this file (the appliance writes
+        /// musehub-setup.txt next to musehub.toml).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Give the data directory to this system user afterwards (setup runs as root, the
+        /// hub as its own user).
+        #[arg(long, value_name = "USER")]
+        chown: Option<String>,
+        /// A cloud-init NoCloud seed (a directory with user-data): a musehub.toml in its
+        /// write_files is used instead of --from (VPS providers' panels).
+        #[arg(long, value_name = "DIR")]
+        nocloud: Option<PathBuf>,
     },
     /// Measure push, fetch and lookup speed on this machine and print the figures.
     Bench(crate::bench::Args),
@@ -387,6 +409,21 @@ pub fn run(cli: Cli) -> Result<()> {
         },
         _ => Overrides::default(),
     };
+    if let Command::Setup {
+        from,
+        report,
+        chown,
+        nocloud,
+    } = command
+    {
+        return setup::run(crate::setup::Options {
+            from,
+            data_dir,
+            report,
+            chown,
+            nocloud,
+        });
+    }
     let config = Config::load(data_dir, cli.config.as_deref(), &overrides)?;
     match command {
         Command::Serve(_) => serve::run(config),
@@ -520,6 +557,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench(args) => crate::bench::run(&config, args),
+        Command::Setup { .. } => unreachable!("setup runs before any configuration is loaded"),
     }
 }
 

@@ -94,6 +94,9 @@ pub const TEMPLATE: &str = r#"# musehub configuration. Each setting can also be 
 # Hubs to join at start: the owner's repos there (every public repo without an owner) are
 # replicated here.
 # join = ["https://studio.example.org:8443"]
+# The name this hub answers to on the LAN, as <lan_name>.local (the appliance uses
+# "musehub"). Unset: musehub-<last 8 characters of the peer id>.local.
+# lan_name = "musehub"
 
 # The on-chain key registry (MuseKeyRegistry). With it, every signed-in user's Ed25519 key
 # is checked against the chain: this hub is only a cache, and a revoked or replaced key is
@@ -148,6 +151,7 @@ pub struct RawFederation {
     pub poll: Option<String>,
     pub mdns: Option<bool>,
     pub join: Option<Vec<String>>,
+    pub lan_name: Option<String>,
 }
 
 /// The validated `[federation]` settings.
@@ -162,6 +166,9 @@ pub struct FederationConfig {
     pub mdns: bool,
     /// Hubs to follow at start (the owner's repos, or everything public without an owner).
     pub join: Vec<String>,
+    /// The host name the hub answers to on the LAN (`<lan_name>.local`, mDNS A/AAAA);
+    /// `None`: `musehub-<end of peer id>.local`.
+    pub lan_name: Option<String>,
 }
 
 impl FederationConfig {
@@ -180,7 +187,20 @@ impl FederationConfig {
             .iter()
             .map(|u| crate::federation::normalize_url(u).context("federation.join"))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(n) = &raw.lan_name {
+            let ok = (1..=63).contains(&n.len())
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !n.starts_with('-')
+                && !n.ends_with('-');
+            if !ok {
+                bail!(
+                    "federation.lan_name {n:?} must be 1 to 63 lowercase letters, digits or '-' (the hub answers as <lan_name>.local)"
+                );
+            }
+        }
         Ok(FederationConfig {
+            lan_name: raw.lan_name,
             enabled: raw.enabled.unwrap_or(true),
             owner: raw.owner,
             poll,

@@ -27,6 +27,8 @@ pub struct Announce {
     pub listen: SocketAddr,
     pub tls: bool,
     pub owner: Option<String>,
+    /// Answer A/AAAA queries for `<lan_name>.local` (the appliance's `musehub.local`).
+    pub lan_name: Option<String>,
 }
 
 /// Starts announcing and browsing until `stop`.
@@ -39,7 +41,10 @@ pub fn start(hub: Hub, announce: Announce, stop: CancellationToken) -> Result<()
     } else {
         let short = &me[me.len().saturating_sub(8)..];
         let instance = format!("musehub-{short}");
-        let host = format!("musehub-{short}.local.");
+        let host = match &announce.lan_name {
+            Some(name) => format!("{name}.local."),
+            None => format!("musehub-{short}.local."),
+        };
         let props: HashMap<String, String> = [
             ("peer_id", me.clone()),
             ("port", announce.listen.port().to_string()),
@@ -65,7 +70,7 @@ pub fn start(hub: Hub, announce: Announce, stop: CancellationToken) -> Result<()
             )?
         };
         daemon.register(info).context("announcing on mDNS")?;
-        tracing::info!(target: "musehub::discovery", service = SERVICE, %instance, "announced on the LAN");
+        tracing::info!(target: "musehub::discovery", service = SERVICE, %instance, %host, "announced on the LAN");
     }
     let events = daemon.browse(SERVICE).context("browsing mDNS")?;
     let rt = tokio::runtime::Handle::current();

@@ -84,6 +84,22 @@ pub fn parse_private(text: &str) -> Result<ed25519::Keypair> {
     Ok(ed25519::Keypair::from(secret))
 }
 
+/// Handles as the key registry accepts them: 1-32 of `[a-z0-9-]`, no `-` at either end.
+pub fn check_handle(handle: &str) -> anyhow::Result<()> {
+    let ok = (1..=32).contains(&handle.len())
+        && handle
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !handle.starts_with('-')
+        && !handle.ends_with('-');
+    if !ok {
+        anyhow::bail!(
+            "{handle:?} is not a valid handle: 1 to 32 lowercase letters, digits or '-', not starting or ending with '-'"
+        );
+    }
+    Ok(())
+}
+
 /// Writes a key file: mode 0600, through a temp file and a rename, never over an existing
 /// key unless `replace`.
 pub fn write_key_file(path: &Path, key: &ed25519::Keypair, replace: bool) -> Result<()> {

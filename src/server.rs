@@ -157,6 +157,7 @@ impl Server {
                     listen: addr,
                     tls: config.tls,
                     owner: config.federation.owner.clone(),
+                    lan_name: config.federation.lan_name.clone(),
                 };
                 if let Err(e) =
                     crate::discovery::start(hub.clone(), announce, shutdown.child_token())
@@ -172,6 +173,7 @@ impl Server {
             public_url: Arc::from(config.public_url.as_str()),
             db_path: Some(Arc::from(config.paths.db().as_path())),
             node: node.clone(),
+            data_dir: Some(Arc::from(config.paths.data_dir.as_path())),
         };
         let app = web::router(state);
         let task = if config.tls {
@@ -269,6 +271,11 @@ pub fn cancel_on_signals(token: CancellationToken) {
 
 /// Tells systemd (`Type=notify`) that the hub is ready, when run under it.
 pub fn notify_ready() {
+    sd_notify(b"READY=1");
+}
+
+/// Sends one `sd_notify` datagram to `$NOTIFY_SOCKET`; nothing when not run by systemd.
+fn sd_notify(message: &[u8]) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
@@ -280,11 +287,53 @@ pub fn notify_ready() {
     let sent = if let Some(name) = bytes.strip_prefix(b"@") {
         use std::os::linux::net::SocketAddrExt;
         std::os::unix::net::SocketAddr::from_abstract_name(name)
-            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
+            .and_then(|a| sock.send_to_addr(message, &a))
     } else {
-        sock.send_to(b"READY=1", std::path::Path::new(&path))
+        sock.send_to(message, std::path::Path::new(&path))
     };
     if let Err(e) = sent {
         tracing::warn!(target: "musehub::server", error = %e, "could not notify systemd");
     }
+}
+
+/// The watchdog interval systemd asks for (`WatchdogSec=` sets `$WATCHDOG_USEC`, and
+/// `$WATCHDOG_PID` names the process meant), if any.
+fn watchdog_interval() -> Option<std::time::Duration> {
+    if let Ok(pid) = std::env::var("WATCHDOG_PID")
+        && pid.trim() != std::process::id().to_string()
+    {
+        return None;
+    }
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
+    (usec > 0).then(|| std::time::Duration::from_micros(usec))
+}
+
+/// Pings systemd's watchdog at half its interval for as long as the hub answers: each ping
+/// follows a database read that finished in time, so a hub whose runtime or database is
+/// stuck stops pinging and systemd restarts it.
+pub fn start_watchdog(hub: Hub, stop: CancellationToken) {
+    let Some(interval) = watchdog_interval() else {
+        return;
+    };
+    let every = interval / 2;
+    tracing::info!(target: "musehub::server", interval = ?interval, "systemd watchdog on");
+    tokio::spawn(async move {
+        loop {
+            let healthy =
+                tokio::time::timeout(every, hub.db.read(|_| Ok::<(), crate::db::Error>(()))).await;
+            match healthy {
+                Ok(Ok(())) => sd_notify(b"WATCHDOG=1"),
+                Ok(Err(e)) => {
+                    tracing::warn!(target: "musehub::server", error = %e, "watchdog: database read failed; not pinging")
+                }
+                Err(_) => {
+                    tracing::warn!(target: "musehub::server", "watchdog: database read too slow; not pinging")
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
 }

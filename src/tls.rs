@@ -276,6 +276,23 @@ pub fn ensure_certificates(paths: &TlsPaths, extra_names: &[String]) -> Result<V
     Ok(sans.iter().map(San::to_string).collect())
 }
 
+/// The CA certificate's SHA-256 fingerprint as browsers and OS certificate stores show it
+/// (`AB:CD:…`), so a person can check the file they downloaded.
+pub fn ca_fingerprint(paths: &TlsPaths) -> Result<String, Error> {
+    use sha2::Digest;
+    let certs = read_certs(&paths.ca_cert)?;
+    let first = certs.first().ok_or_else(|| Error::InvalidFile {
+        path: paths.ca_cert.clone(),
+        reason: "holds no certificate".into(),
+    })?;
+    let digest = sha2::Sha256::digest(first.as_ref());
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
 /// Loads `server.crt` (with the CA certificate appended to the chain) and
 /// `server.key` into a rustls server configuration using the `ring` provider,
 /// safe default protocol versions (TLS 1.2 and 1.3) and ALPN `http/1.1`.

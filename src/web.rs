@@ -45,6 +45,8 @@ pub struct AppState {
     pub db_path: Option<Arc<std::path::Path>>,
     /// The embedded IPFS node, when enabled.
     pub node: Option<crate::ipfs::Node>,
+    /// The data directory, where `musehub setup` leaves its record (the `/setup` page).
+    pub data_dir: Option<Arc<std::path::Path>>,
 }
 
 /// An error answer: status plus a `{"detail": …}` body.

@@ -254,7 +254,16 @@ pub async fn login(
     handle: &str,
     key: &ed25519::Keypair,
 ) -> Result<String, (StatusCode, String)> {
-    let c = client();
+    login_via(&client(), base, handle, key).await
+}
+
+/// [`login`] with a given client (the appliance test's trusts only the VM's CA).
+pub async fn login_via(
+    c: &reqwest::Client,
+    base: &str,
+    handle: &str,
+    key: &ed25519::Keypair,
+) -> Result<String, (StatusCode, String)> {
     let res = c
         .post(format!("{base}/api/v1/login/challenge"))
         .header("content-type", "application/json")

@@ -18,10 +18,13 @@
 //! - `identity`: `musehub key generate|show|import`: key files, no secrets printed, bundles.
 //! - `federation`: hubs on loopback replicating by signed notices; forged notices and bad bytes refused.
 //! - `lan`: two hubs in network namespaces pair by mDNS, replicate, and heal after a partition.
+//! - `appliance`: the OS image under qemu: first-boot setup, replication, reboots (`scripts/test-image`).
+//! - `setup`: `musehub setup` from a boot-partition folder: first run, idempotent reruns, refusals, the link to `/setup`.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
 
 #![allow(unreachable_pub)]
 
+mod appliance;
 mod chain;
 mod cli;
 mod crash;
@@ -33,6 +36,7 @@ mod helia_interop;
 mod identity;
 mod ipfs;
 mod lan;
+mod setup;
 mod unixfs_interop;
 mod web_media;
 mod web_repo;

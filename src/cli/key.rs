@@ -21,21 +21,7 @@ pub(super) fn default_key_path(handle: &str) -> Result<PathBuf> {
     Ok(base.join("musehub/keys").join(format!("{handle}.key")))
 }
 
-/// Handles as the key registry accepts them: 1-32 of `[a-z0-9-]`, no `-` at either end.
-pub(super) fn check_handle(handle: &str) -> Result<()> {
-    let ok = (1..=32).contains(&handle.len())
-        && handle
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !handle.starts_with('-')
-        && !handle.ends_with('-');
-    if !ok {
-        bail!(
-            "{handle:?} is not a valid handle: 1 to 32 lowercase letters, digits or '-', not starting or ending with '-'"
-        );
-    }
-    Ok(())
-}
+pub(super) use crate::identity::check_handle;
 
 pub(super) fn bundle_path(key_path: &Path) -> PathBuf {
     key_path.with_extension("bundle")

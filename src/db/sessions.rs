@@ -31,6 +31,15 @@ pub fn login_link_user(conn: &Connection, hash: &[u8; 32]) -> Result<Option<User
         .optional()?)
 }
 
+/// Whether `user_id` ever signed in with a login link.
+pub fn used_login_link(conn: &Connection, user_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM login_links WHERE user_id = ?1 AND used_at IS NOT NULL)",
+        )?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
 /// Uses up a live login link and returns its user; `None` when the link is unknown, expired
 /// or already used. One statement, so two concurrent requests cannot both consume it.
 pub fn consume_login_link(conn: &Connection, hash: &[u8; 32]) -> Result<Option<User>> {

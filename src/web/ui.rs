@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/logout", post(session::logout))
         .route("/settings", get(session::settings))
+        .route("/setup", get(session::setup))
         .route("/settings/repos", post(session::create_repo))
         .route("/settings/tokens", post(session::create_token))
         .route("/settings/tokens/{id}/revoke", post(session::revoke_token))

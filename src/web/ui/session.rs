@@ -401,10 +401,67 @@ pub async fn login(
         return Ok(link_gone(None, String::new()));
     };
     tracing::info!(target: "musehub::web", user = %user.name, "signed in with a login link");
+    // The owner of a freshly set-up appliance lands on what setup did.
+    let next = if setup_state_for(&st, &user).is_some() {
+        "/setup"
+    } else {
+        "/settings"
+    };
     Ok(see_other(
-        "/settings",
+        next,
         Some(session_cookie(&st, &id, SESSION_SECS)),
     ))
+}
+
+#[derive(Template)]
+#[template(path = "ui/session/setup.html")]
+struct SetupPage {
+    chrome: Chrome,
+    steps: Vec<crate::setup::Step>,
+    has_ca: bool,
+    fingerprint: Option<String>,
+    url: String,
+    owner: String,
+}
+
+/// The appliance's setup record, when this hub was set up by `musehub setup` and `user`
+/// is the owner it named.
+fn setup_state_for(st: &AppState, user: &User) -> Option<crate::setup::State> {
+    let dir = st.data_dir.as_deref()?;
+    match crate::setup::State::load(dir) {
+        Ok(Some(s)) if s.owner.as_deref() == Some(user.name.as_str()) => Some(s),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(target: "musehub::web", error = %format!("{e:#}"), "cannot read the setup record");
+            None
+        }
+    }
+}
+
+/// `GET /setup`: what first-boot setup did, for the owner, with the CA to trust.
+pub async fn setup(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let Some(cur) = current(&st, &headers).await else {
+        return Ok(with_status(
+            html(SignedOut {
+                chrome: Chrome::new("Sign in to see the setup", None, String::new()),
+            }),
+            StatusCode::FORBIDDEN,
+        ));
+    };
+    let Some(state) = setup_state_for(&st, &cur.user) else {
+        return Err(PageError::not_found(
+            "This hub was not set up by `musehub setup`, or you are not its owner.",
+        ));
+    };
+    let owner = cur.user.name.clone();
+    Ok(html(SetupPage {
+        chrome: Chrome::new("Setup", Some(cur.user), cur.csrf),
+        steps: state.steps,
+        has_ca: st.ca_pem.is_some(),
+        fingerprint: state.ca_fingerprint,
+        url: st.public_url.to_string(),
+        owner,
+    }))
 }
 
 /// `POST /logout`: ends the session, clears the cookie and goes to the front page.
