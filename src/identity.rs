@@ -118,28 +118,54 @@ pub fn write_key_file(path: &Path, key: &ed25519::Keypair, replace: bool) -> Res
     write_private(path, to_pem(key).as_bytes()).map_err(io)
 }
 
-/// Replaces `path` with `data`, readable only by its owner (0600): written to a temp file
-/// beside it, synced, then renamed over it, so a crash leaves the old file or the new one.
+/// Replaces `path` with `data`, readable only by its owner (0600), so that a crash leaves
+/// the old file or the new one ([`crate::fsutil::write_atomic`]).
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    crate::fsutil::write_atomic(path, data, 0o600)
+}
+
+/// Where the signed key bundle of a key file is kept: beside it, as `<name>.bundle`.
+pub fn bundle_path(key_path: &Path) -> std::path::PathBuf {
+    key_path.with_extension("bundle")
+}
+
+/// Writes a key file (as [`write_key_file`]) and, beside it, a fresh bundle for `handle`
+/// signed by the key. Returns the bundle's block: the CID the registry records.
+pub fn install_key(
+    path: &Path,
+    key: &ed25519::Keypair,
+    handle: &str,
+    replace: bool,
+) -> Result<Block> {
+    write_key_file(path, key, replace)?;
+    let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let block = KeyBundle::new(key, handle, Vec::new(), None, time).to_block()?;
+    let bpath = bundle_path(path);
+    crate::fsutil::write_atomic(&bpath, &block.data, 0o644).map_err(|source| Error::Io {
+        path: bpath.display().to_string(),
+        source,
+    })?;
+    Ok(block)
+}
+
+/// The bundle kept beside a key file, checked to be signed by `key` for `handle`.
+pub fn read_bundle(key_path: &Path, handle: &str, key: &ed25519::Keypair) -> Result<Block> {
+    let bpath = bundle_path(key_path);
+    let data = std::fs::read(&bpath).map_err(|source| Error::Io {
+        path: bpath.display().to_string(),
+        source,
+    })?;
+    let b = KeyBundle::decode(&data)?;
+    if b.public_key != key.public().to_bytes() || b.handle != handle {
+        return Err(invalid(format!(
+            "{} is the bundle of another key or handle",
+            bpath.display()
+        )));
+    }
+    Ok(Block {
+        cid: crate::cids::cid_of(crate::cids::DAG_CBOR, &crate::cids::Id::of(&data)),
+        data,
+    })
 }
 
 /// Reads a key file, refusing one that others can read.

@@ -107,18 +107,9 @@ fn read_key(handle: &str, path: &Path) -> Result<ed25519::Keypair> {
 
 /// The CID bytes of the bundle beside a key file, checking it belongs to that key.
 fn bundle_cid(handle: &str, path: &Path, key: &ed25519::Keypair) -> Result<Vec<u8>> {
-    let bpath = key::bundle_path(path);
-    let data = std::fs::read(&bpath).with_context(|| {
-        format!(
-            "reading {} (run `musehub key show --handle {handle}`)",
-            bpath.display()
-        )
-    })?;
-    let b = KeyBundle::decode(&data).with_context(|| bpath.display().to_string())?;
-    if b.public_key != key.public().to_bytes() || b.handle != handle {
-        bail!("{} is the bundle of another key or handle", bpath.display());
-    }
-    Ok(cids::cid_of(cids::DAG_CBOR, &cids::Id::of(&data)).to_bytes())
+    let block = identity::read_bundle(path, handle, key)
+        .with_context(|| format!("run `musehub key show --handle {handle}`"))?;
+    Ok(block.cid.to_bytes())
 }
 
 pub(super) fn anchor(

@@ -23,9 +23,7 @@ pub(super) fn default_key_path(handle: &str) -> Result<PathBuf> {
 
 pub(super) use crate::identity::check_handle;
 
-pub(super) fn bundle_path(key_path: &Path) -> PathBuf {
-    key_path.with_extension("bundle")
-}
+pub(super) use crate::identity::bundle_path;
 
 pub(super) fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
@@ -38,10 +36,7 @@ pub(super) fn install(
     path: &Path,
     replace: bool,
 ) -> Result<()> {
-    identity::write_key_file(path, key, replace)?;
-    let bundle = KeyBundle::new(key, handle, Vec::new(), None, now());
-    let block = bundle.to_block()?;
-    crate::clone::write_atomic(&bundle_path(path), &block.data)?;
+    identity::install_key(path, key, handle, replace)?;
     show_key(handle, path, false)
 }
 
