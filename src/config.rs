@@ -459,7 +459,11 @@ pub struct Paths {
 
 impl Paths {
     pub fn db(&self) -> PathBuf {
-        self.data_dir.join("musehub.db")
+        Paths::db_in(&self.data_dir)
+    }
+    /// The SQLite file of the data directory `data_dir`.
+    pub fn db_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("musehub.db")
     }
     pub fn blocks(&self) -> PathBuf {
         self.data_dir.join("blocks")
@@ -518,14 +522,25 @@ impl Config {
         let file = config_file
             .map(Path::to_owned)
             .unwrap_or_else(|| paths.config_file());
-        let mut raw = match std::fs::read_to_string(&file) {
-            Ok(text) => toml::from_str::<RawConfig>(&text)
-                .with_context(|| format!("reading {}", file.display()))?,
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && config_file.is_none() => {
-                RawConfig::default()
+                String::new()
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
         };
+        let raw = toml::from_str::<RawConfig>(&text)
+            .with_context(|| format!("reading {}", file.display()))?;
+        Config::from_layers(paths, raw, flags)
+    }
+
+    /// Every layer with `text` as the file's contents (for `musehub setup`, which checks
+    /// the settings it composed before writing them).
+    pub fn parse(data_dir: PathBuf, text: &str, flags: &Overrides) -> Result<Config> {
+        Config::from_layers(Paths { data_dir }, toml::from_str(text)?, flags)
+    }
+
+    fn from_layers(paths: Paths, mut raw: RawConfig, flags: &Overrides) -> Result<Config> {
         apply_env(&mut raw, |k| std::env::var(k).ok())?;
         if let Some(l) = &flags.listen {
             raw.listen = Some(l.clone());
@@ -598,6 +613,16 @@ impl Config {
             chain: ChainConfig::validate(raw.chain.unwrap_or_default())?,
             federation: FederationConfig::validate(raw.federation.unwrap_or_default())?,
         })
+    }
+
+    /// The names the https certificate covers besides the built-in ones (`musehub.local`,
+    /// the host name, its addresses): `tls_names` and `<lan_name>.local`.
+    pub fn certificate_names(&self) -> Vec<String> {
+        let mut names = self.tls_names.clone();
+        if let Some(n) = &self.federation.lan_name {
+            names.push(format!("{n}.local"));
+        }
+        names
     }
 
     /// A configuration for tests: loopback, port 0, everything under `dir`.

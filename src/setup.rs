@@ -22,10 +22,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::dag::Block;
 use crate::db::{self, identities, peers, sessions, users};
 use crate::hub::Hub;
-use crate::identity::{self, KeyBundle};
+use crate::identity;
 use crate::{auth, fsutil, tls};
+use libp2p::identity::ed25519;
 
 /// The state file in the data directory.
 pub const STATE_FILE: &str = "setup.json";
@@ -138,7 +140,7 @@ impl State {
         self.steps.iter().find(|s| s.name == name)
     }
 
-    fn record(&mut self, name: &str, title: &str, status: Status, detail: String) {
+    fn record(&mut self, name: &'static str, status: Status, detail: String) {
         let at = now_rfc3339();
         let first_done = self
             .step(name)
@@ -146,7 +148,7 @@ impl State {
             .or_else(|| (status == Status::Done).then(|| at.clone()));
         let step = Step {
             name: name.to_owned(),
-            title: title.to_owned(),
+            title: title(name).to_owned(),
             status,
             detail,
             at,
@@ -158,6 +160,20 @@ impl State {
         }
     }
 
+    /// Records a step's result: done with its detail, or failed with the reason.
+    fn outcome<T>(&mut self, name: &'static str, result: Result<(T, String)>) -> Option<T> {
+        match result {
+            Ok((value, detail)) => {
+                self.record(name, Status::Done, detail);
+                Some(value)
+            }
+            Err(e) => {
+                self.record(name, Status::Failed, format!("{e:#}"));
+                None
+            }
+        }
+    }
+
     /// Whether any step failed in the last run.
     pub fn failed(&self) -> Vec<&Step> {
         self.steps
@@ -165,6 +181,25 @@ impl State {
             .filter(|s| s.status == Status::Failed)
             .collect()
     }
+}
+
+/// Every step, in order, with the title the report and the `/setup` page show.
+const STEPS: &[(&str, &str)] = &[
+    ("config", "Settings read from musehub.toml"),
+    ("secrets", "Keys moved off the boot partition"),
+    ("storage", "Database, block store and IPFS identity"),
+    ("tls", "HTTPS certificate authority"),
+    ("owner", "Owner account and key"),
+    ("anchor", "Owner's key anchored on chain"),
+    ("join", "Hubs to follow"),
+    ("link", "Sign-in link"),
+];
+
+fn title(name: &str) -> &'static str {
+    STEPS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("Setup", |(_, t)| t)
 }
 
 fn now_rfc3339() -> String {
@@ -193,156 +228,81 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
 
     // 1. Settings. Without them there is nothing else to do: the hub keeps whatever
     //    configuration it had.
-    let config = match settings(opts, &boot_dir) {
-        Ok((config, detail)) => {
-            state.record(
-                "config",
-                "Settings read from musehub.toml",
-                Status::Done,
-                detail,
-            );
-            config
-        }
-        Err(e) => {
-            state.record(
-                "config",
-                "Settings read from musehub.toml",
-                Status::Failed,
-                format!("{e:#}"),
-            );
-            return finish(opts, state, None);
-        }
+    let Some((config, owner)) = state.outcome("config", settings(opts, &boot_dir)) else {
+        return finish(opts, state, None);
     };
-    let owner = config
-        .federation
-        .owner
-        .clone()
-        .ok_or_else(|| anyhow!("no owner"))?;
     state.owner = Some(owner.clone());
 
     // 2. Secrets off the FAT partition (it has no permissions: anyone with the card reads it).
     let key_path = owner_key_path(&opts.data_dir, &owner);
-    match move_secrets(&boot_dir, &opts.data_dir, &config, &key_path) {
+    match move_secrets(&boot_dir, &opts.data_dir, &config, &owner, &key_path) {
+        // Nothing new on the boot partition: keep what the run that moved them said.
         Ok(None)
             if state
                 .step("secrets")
-                .is_some_and(|s| s.status == Status::Done) =>
-        {
-            // Nothing new on the boot partition: keep what the run that moved them said.
-        }
+                .is_some_and(|s| s.status == Status::Done) => {}
         Ok(detail) => state.record(
             "secrets",
-            "Keys moved off the boot partition",
             Status::Done,
             detail.unwrap_or_else(|| "No keys on the boot partition.".into()),
         ),
-        Err(e) => state.record(
-            "secrets",
-            "Keys moved off the boot partition",
-            Status::Failed,
-            format!("{e:#}"),
-        ),
+        Err(e) => state.record("secrets", Status::Failed, format!("{e:#}")),
     }
 
     // 3. Database, block store and the IPFS node key.
-    let hub = match crate::server::open_hub(&config) {
-        Ok(hub) => {
-            let peer = hub.signer.public().to_peer_id();
-            state.record(
-                "storage",
-                "Database, block store and IPFS identity",
-                Status::Done,
-                format!("IPFS peer id {peer}"),
-            );
-            hub
-        }
-        Err(e) => {
-            state.record(
-                "storage",
-                "Database, block store and IPFS identity",
-                Status::Failed,
-                format!("{e:#}"),
-            );
-            return finish(opts, state, Some(&config));
-        }
+    let opened = crate::server::open_hub(&config).map(|hub| {
+        let peer = hub.signer.public().to_peer_id();
+        (hub, format!("IPFS peer id {peer}"))
+    });
+    let Some(hub) = state.outcome("storage", opened) else {
+        return finish(opts, state, Some(&config));
     };
 
-    // 4. The https CA (kept forever once made) and a server certificate for musehub.local.
-    let mut names = config.tls_names.clone();
-    for n in [format!("{LAN_NAME}.local"), LAN_NAME.to_owned()] {
-        if !names.contains(&n) {
-            names.push(n);
-        }
-    }
+    // 4. The https CA (kept forever once made) and a server certificate for the names the
+    //    hub answers to, `musehub.local` among them.
     let tls_paths = config.paths.tls();
     let had_ca = tls_paths.ca_cert.is_file();
-    match tls::ensure_certificates(&tls_paths, &names) {
-        Ok(sans) => {
-            state.ca_fingerprint = tls::ca_fingerprint(&tls_paths).ok();
-            state.addresses = sans
-                .iter()
-                .filter(|s| {
-                    s.parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| !ip.is_loopback())
-                })
-                .cloned()
-                .collect();
-            state.record(
-                "tls",
-                "HTTPS certificate authority",
-                Status::Done,
-                format!(
-                    "{} CA; the certificate covers {}",
-                    if had_ca { "kept the" } else { "made a new" },
-                    sans.join(", ")
-                ),
-            );
-        }
-        Err(e) => state.record(
-            "tls",
-            "HTTPS certificate authority",
-            Status::Failed,
-            format!("{e:#}"),
-        ),
+    let tls = tls::ensure_certificates(&tls_paths, &config.certificate_names())
+        .map_err(anyhow::Error::from)
+        .and_then(|sans| Ok((tls::ca_fingerprint(&tls_paths)?, sans)));
+    let tls = tls.map(|(fingerprint, sans)| {
+        let detail = format!(
+            "{} CA; the certificate covers {}",
+            if had_ca { "kept the" } else { "made a new" },
+            sans.join(", ")
+        );
+        ((fingerprint, sans), detail)
+    });
+    if let Some((fingerprint, sans)) = state.outcome("tls", tls) {
+        state.ca_fingerprint = Some(fingerprint);
+        state.addresses = sans
+            .into_iter()
+            .filter(|s| {
+                s.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| !ip.is_loopback())
+            })
+            .collect();
     }
 
-    // 5. The owner's account and key.
-    let owner_key = match owner_account(&hub, &owner, &key_path) {
-        Ok((key, detail)) => {
-            state.record("owner", "Owner account and key", Status::Done, detail);
-            Some(key)
-        }
-        Err(e) => {
-            state.record(
-                "owner",
-                "Owner account and key",
-                Status::Failed,
-                format!("{e:#}"),
-            );
-            None
-        }
-    };
+    // 5. The owner's account, key and key bundle.
+    let owner_key = state.outcome("owner", owner_account(&hub, &owner, &key_path));
 
     // 6. The key on chain.
-    const ANCHOR: &str = "Owner's key anchored on chain";
     match (&config.chain, &owner_key) {
         (None, _) => state.record(
             "anchor",
-            ANCHOR,
             Status::Skipped,
             "No [chain] in musehub.toml: the key is known to this hub only.".into(),
         ),
         (Some(_), None) => state.record(
             "anchor",
-            ANCHOR,
             Status::Failed,
             "The owner has no key yet (see the step above).".into(),
         ),
-        (Some(chain), Some(key)) => match anchor(chain, &owner, key).await {
-            Ok(detail) => state.record("anchor", ANCHOR, Status::Done, detail),
+        (Some(chain), Some((key, bundle))) => match anchor(chain, &owner, key, bundle).await {
+            Ok(detail) => state.record("anchor", Status::Done, detail),
             Err(e) => state.record(
                 "anchor",
-                ANCHOR,
                 Status::Failed,
                 format!("{e:#} (tried again at the next start)"),
             ),
@@ -351,27 +311,19 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
 
     // 7. Hubs to follow: recorded as peers, replicated by the hub once it runs.
     match follow(&hub, &config).await {
-        Ok(detail) => state.record(
-            "join",
-            "Hubs to follow",
-            if config.federation.join.is_empty() {
-                Status::Skipped
-            } else {
-                Status::Done
-            },
-            detail,
-        ),
-        Err(e) => state.record("join", "Hubs to follow", Status::Failed, format!("{e:#}")),
+        Ok(detail) if config.federation.join.is_empty() => {
+            state.record("join", Status::Skipped, detail)
+        }
+        result => {
+            state.outcome("join", result.map(|d| ((), d)));
+        }
     }
 
     // 8. A one-time sign-in link, until the owner has used one.
-    match sign_in_link(&hub, &config, &owner, state.link.take()) {
-        Ok((link, detail)) => {
-            state.link = link;
-            state.record("link", "Sign-in link", Status::Done, detail);
-        }
-        Err(e) => state.record("link", "Sign-in link", Status::Failed, format!("{e:#}")),
-    }
+    let previous = state.link.take();
+    state.link = state
+        .outcome("link", sign_in_link(&hub, &config, &owner, previous))
+        .flatten();
     drop(hub);
     finish(opts, state, Some(&config))
 }
@@ -402,7 +354,7 @@ const APPLIANCE_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// Turns the boot partition's file into the data directory's `musehub.toml` and loads it.
-fn settings(opts: &Options, boot_dir: &Path) -> Result<(Config, String)> {
+fn settings(opts: &Options, boot_dir: &Path) -> Result<((Config, String), String)> {
     let from_cloud = match &opts.nocloud {
         Some(dir) => nocloud_settings(dir)?,
         None => None,
@@ -417,17 +369,13 @@ fn settings(opts: &Options, boot_dir: &Path) -> Result<(Config, String)> {
         })?,
     };
     let composed = compose(&text, boot_dir, &opts.data_dir)?;
-    let target = opts.data_dir.join("musehub.toml");
     // Check it loads before it replaces a working configuration.
-    let probe = opts.data_dir.join(".musehub.toml.setup");
-    fsutil::write_atomic(&probe, composed.as_bytes(), 0o600)?;
-    let loaded = Config::load(
+    let config = Config::parse(
         opts.data_dir.clone(),
-        Some(&probe),
+        &composed,
         &crate::config::Overrides::default(),
-    );
-    let _ = std::fs::remove_file(&probe);
-    let config = loaded.with_context(|| format!("{} has a mistake", opts.from.display()))?;
+    )
+    .with_context(|| format!("{} has a mistake", opts.from.display()))?;
     let owner = config.federation.owner.clone().ok_or_else(|| {
         anyhow!(
             "{} names no owner: set owner = \"your-handle\" under [federation]",
@@ -435,6 +383,7 @@ fn settings(opts: &Options, boot_dir: &Path) -> Result<(Config, String)> {
         )
     })?;
     identity::check_handle(&owner)?;
+    let target = config.paths.config_file();
     if std::fs::read_to_string(&target).ok().as_deref() != Some(composed.as_str()) {
         fsutil::write_atomic(&target, composed.as_bytes(), 0o600)
             .with_context(|| format!("writing {}", target.display()))?;
@@ -450,7 +399,7 @@ fn settings(opts: &Options, boot_dir: &Path) -> Result<(Config, String)> {
             "not configured"
         }
     );
-    Ok((config, detail))
+    Ok(((config, owner), detail))
 }
 
 /// The `musehub.toml` a cloud-init NoCloud seed carries in its `#cloud-config` user-data
@@ -566,6 +515,7 @@ fn move_secrets(
     boot_dir: &Path,
     data_dir: &Path,
     config: &Config,
+    owner: &str,
     owner_key: &Path,
 ) -> Result<Option<String>> {
     let mut moved = Vec::new();
@@ -581,9 +531,10 @@ fn move_secrets(
                 "{OWNER_KEY_FILE} on the boot partition is a different key from the one this box already uses for the owner; it was left there. Use `musehub key rotate` to change keys"
             ),
             Ok(_) => {}
-            Err(_) => identity::write_key_file(owner_key, &key, false)?,
+            Err(_) => {
+                identity::install_key(owner_key, &key, owner, false)?;
+            }
         }
-        fsutil::sync_dir(owner_key.parent().unwrap_or(data_dir))?;
         remove_from_boot(&src)?;
         moved.push(OWNER_KEY_FILE.to_owned());
     }
@@ -624,24 +575,32 @@ fn remove_from_boot(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Creates the owner's account and key (when missing) and ties the key to the account.
+/// Creates the owner's account and key (when missing) and ties the key to the account. The
+/// key bundle is made once, kept beside the key (as `musehub key generate` keeps it), and is
+/// the one both this hub and the registry record.
 fn owner_account(
     hub: &Hub,
     owner: &str,
     key_path: &Path,
-) -> Result<(libp2p::identity::ed25519::Keypair, String)> {
+) -> Result<((ed25519::Keypair, Block), String)> {
     let mut made = Vec::new();
-    let key = match identity::read_key_file(key_path) {
-        Ok(k) => k,
+    let (key, bundle) = match identity::read_key_file(key_path) {
+        Ok(key) => match identity::read_bundle(key_path, owner, &key) {
+            Ok(bundle) => (key, bundle),
+            // A power cut between the key and its bundle: make the bundle again.
+            Err(_) => {
+                let bundle = identity::install_key(key_path, &key, owner, true)?;
+                (key, bundle)
+            }
+        },
         Err(_) if !key_path.exists() => {
-            let k = libp2p::identity::ed25519::Keypair::generate();
-            identity::write_key_file(key_path, &k, false)?;
+            let key = ed25519::Keypair::generate();
+            let bundle = identity::install_key(key_path, &key, owner, false)?;
             made.push("made a new key (kept inside the box)");
-            k
+            (key, bundle)
         }
         Err(e) => return Err(e.into()),
     };
-    let bundle = KeyBundle::new(&key, owner, Vec::new(), None, now_rfc3339()).to_block()?;
     let public = key.public().to_bytes();
     let (created, bound) = hub.db.write_blocking(|tx| {
         let (user, created) = match users::by_name(tx, owner)? {
@@ -657,25 +616,24 @@ fn owner_account(
     if created {
         made.insert(0, "created the account");
     }
-    Ok((
-        key,
-        format!(
-            "{owner}: {}; key {}.",
-            if made.is_empty() {
-                "account and key already in place".to_owned()
-            } else {
-                made.join(", ")
-            },
-            hex::encode(public)
-        ),
-    ))
+    let detail = format!(
+        "{owner}: {}; key {}.",
+        if made.is_empty() {
+            "account and key already in place".to_owned()
+        } else {
+            made.join(", ")
+        },
+        hex::encode(public)
+    );
+    Ok(((key, bundle), detail))
 }
 
 /// Registers the owner's key unless the chain already has it.
 async fn anchor(
     chain: &crate::config::ChainConfig,
     owner: &str,
-    key: &libp2p::identity::ed25519::Keypair,
+    key: &ed25519::Keypair,
+    bundle: &Block,
 ) -> Result<String> {
     use crate::chain::Registry;
     let public = key.public().to_bytes();
@@ -706,9 +664,9 @@ async fn anchor(
         );
     }
     let registry = Registry::connect_signing(chain.endpoint.clone(), signer)?;
-    let bundle = KeyBundle::new(key, owner, Vec::new(), None, now_rfc3339()).to_block()?;
-    let cid = crate::cids::cid_of(crate::cids::DAG_CBOR, &crate::cids::Id::of(&bundle.data));
-    let tx = registry.register(owner, public, &cid.to_bytes()).await?;
+    let tx = registry
+        .register(owner, public, &bundle.cid.to_bytes())
+        .await?;
     Ok(format!(
         "Registered {owner} → {} on chain {} (transaction {tx}, paid by {payer}).",
         hex::encode(public),
@@ -755,30 +713,19 @@ fn sign_in_link(
     owner: &str,
     previous: Option<Link>,
 ) -> Result<(Option<Link>, String)> {
-    let now = db::unix_now();
     if let Some(link) = previous {
-        let token = link.url.rsplit('/').next().unwrap_or_default().to_owned();
-        let hash = auth::hash_token(&token);
-        let live = hub
+        let token = link.url.rsplit('/').next().unwrap_or_default();
+        let hash = auth::hash_token(token);
+        if hub
             .db
             .read_blocking(move |c| sessions::login_link_user(c, &hash))?
-            .is_some();
-        if live {
-            return Ok((
-                Some(link.clone()),
-                format!(
-                    "Waiting to be used, until {}.",
-                    unix_rfc3339(link.expires_at)
-                ),
-            ));
-        }
-        if link.expires_at > now {
-            return Ok((
-                None,
-                format!(
-                    "{owner} has signed in. For another link run `musehub login-link {owner}` on the box."
-                ),
-            ));
+            .is_some()
+        {
+            let detail = format!(
+                "Waiting to be used, until {}.",
+                unix_rfc3339(link.expires_at)
+            );
+            return Ok((Some(link), detail));
         }
     }
     let owner_name = owner.to_owned();
@@ -786,7 +733,10 @@ fn sign_in_link(
         .db
         .read_blocking(move |c| users::by_name(c, &owner_name))?
         .ok_or_else(|| anyhow!("no account {owner} yet"))?;
-    if previous_sign_in(hub, user.id)? {
+    if hub
+        .db
+        .read_blocking(move |c| sessions::used_login_link(c, user.id))?
+    {
         return Ok((
             None,
             format!(
@@ -794,13 +744,10 @@ fn sign_in_link(
             ),
         ));
     }
-    let token = hex::encode(auth::random_bytes::<32>());
-    let hash = auth::hash_token(&token);
-    let expires_at = now + LINK_TTL_SECS;
-    hub.db.write_blocking(|tx| {
-        sessions::purge_expired(tx)?;
-        sessions::add_login_link(tx, user.id, &hash, expires_at)
-    })?;
+    let expires_at = db::unix_now() + LINK_TTL_SECS;
+    let token = hub
+        .db
+        .write_blocking(|tx| sessions::issue_login_link(tx, user.id, expires_at))?;
     let link = Link {
         url: format!("{}/login/{token}", config.public_url),
         expires_at,
@@ -809,13 +756,6 @@ fn sign_in_link(
         Some(link),
         format!("A new link, valid until {}.", unix_rfc3339(expires_at)),
     ))
-}
-
-/// Whether the user ever used a sign-in link.
-fn previous_sign_in(hub: &Hub, user_id: i64) -> Result<bool> {
-    Ok(hub
-        .db
-        .read_blocking(move |c| sessions::used_login_link(c, user_id))?)
 }
 
 fn unix_rfc3339(secs: i64) -> String {

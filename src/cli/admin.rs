@@ -29,7 +29,7 @@ pub(super) fn init(config: &Config, tls_names: &[String]) -> Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("writing {}", file.display())),
     }
-    let mut names = config.tls_names.clone();
+    let mut names = config.certificate_names();
     names.extend(tls_names.iter().cloned());
     let paths = config.paths.tls();
     let sans = tls::ensure_certificates(&paths, &names)?;
@@ -209,13 +209,10 @@ pub(super) fn login_link(config: &Config, user: &str, ttl: std::time::Duration) 
     }
     let hub = open_hub(config)?;
     let u = find_user(&hub, user)?;
-    let token = hex::encode(auth::random_bytes::<32>());
-    let hash = auth::hash_token(&token);
     let expires_at = db::unix_now() + ttl.as_secs().max(1) as i64;
-    hub.db.write_blocking(|tx| {
-        sessions::purge_expired(tx)?;
-        sessions::add_login_link(tx, u.id, &hash, expires_at)
-    })?;
+    let token = hub
+        .db
+        .write_blocking(|tx| sessions::issue_login_link(tx, u.id, expires_at))?;
     println!("{}/login/{token}", config.public_url);
     eprintln!();
     eprintln!(

@@ -20,6 +20,15 @@ pub fn add_login_link(
     Ok(conn.last_insert_rowid())
 }
 
+/// Makes a one-time login link for `user_id`, valid until `expires_at` (unix seconds), and
+/// returns its secret (shown once; only its hash is stored). Expired links are purged.
+pub fn issue_login_link(conn: &Connection, user_id: i64, expires_at: i64) -> Result<String> {
+    let token = hex::encode(crate::auth::random_bytes::<32>());
+    purge_expired(conn)?;
+    add_login_link(conn, user_id, &crate::auth::hash_token(&token), expires_at)?;
+    Ok(token)
+}
+
 /// The user a live (unused, unexpired) login link signs in, without using it up.
 pub fn login_link_user(conn: &Connection, hash: &[u8; 32]) -> Result<Option<User>> {
     Ok(conn
