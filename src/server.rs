@@ -171,7 +171,6 @@ impl Server {
             ca_pem,
             started: Instant::now(),
             public_url: Arc::from(config.public_url.as_str()),
-            db_path: Some(Arc::from(config.paths.db().as_path())),
             node: node.clone(),
             data_dir: Some(Arc::from(config.paths.data_dir.as_path())),
         };

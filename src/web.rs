@@ -41,11 +41,10 @@ pub struct AppState {
     pub started: Instant,
     /// The hub's address as users type it (`public_url` in the config).
     pub public_url: Arc<str>,
-    /// The SQLite file, for the node page's data usage.
-    pub db_path: Option<Arc<std::path::Path>>,
     /// The embedded IPFS node, when enabled.
     pub node: Option<crate::ipfs::Node>,
-    /// The data directory, where `musehub setup` leaves its record (the `/setup` page).
+    /// The data directory: the SQLite file (the node page's data usage) and the record
+    /// `musehub setup` leaves there (the `/setup` page).
     pub data_dir: Option<Arc<std::path::Path>>,
 }
 

@@ -226,9 +226,9 @@ pub async fn node(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
     let (objects, blocks, bytes) = st.hub.db.read(content::counts).await?;
     let repos = st.hub.db.read(|c| repos::list(c, None)).await?.len();
     let database = st
-        .db_path
+        .data_dir
         .as_deref()
-        .and_then(|p| std::fs::metadata(p).ok())
+        .and_then(|d| std::fs::metadata(crate::config::Paths::db_in(d)).ok())
         .map_or(0, |m| m.len());
     let secs = st.started.elapsed().as_secs();
     let uptime = format!(
