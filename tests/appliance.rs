@@ -29,6 +29,7 @@ use reqwest::StatusCode;
 
 use crate::chain::{Anvil, DEV_KEY, login_via};
 use crate::harness::{Commit, TestHub, client, crypto, objects_body, push_body};
+use crate::setup::{printed_link, setup_page_after_link};
 
 /// Where the guest sees hub A and anvil (forwarded by qemu to 127.0.0.1 ports).
 const HUB_A_GUEST: &str = "10.0.2.100:8080";
@@ -286,8 +287,14 @@ async fn car(client: &reqwest::Client, base: &str) -> bytes::Bytes {
     res.bytes().await.expect("car body")
 }
 
-async fn heads(client: &reqwest::Client, base: &str, token: Option<&str>) -> Option<String> {
-    let mut req = client.get(format!("{base}/alice/song/refs"));
+/// The `main` head of `repo` at `base` (wire `refs`), if it answers.
+async fn main_head(
+    client: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    token: Option<&str>,
+) -> Option<String> {
+    let mut req = client.get(format!("{base}/{repo}/refs"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -334,6 +341,32 @@ fn doctor_on_data_partition(image: &Path, work: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// How long the hub has been up, in whole minutes, from the `/node` page.
+async fn uptime_minutes(client: &reqwest::Client, base: &str) -> Option<u64> {
+    let page = client
+        .get(format!("{base}/node"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let (_, rest) = page.split_once("<dt>Up for</dt><dd>")?;
+    let (text, _) = rest.split_once("</dd>")?;
+    let mut minutes = 0;
+    for part in text.split_whitespace() {
+        let (n, unit) = part.split_at(part.len() - 1);
+        let n: u64 = n.parse().ok()?;
+        minutes += n * match unit {
+            "d" => 1440,
+            "h" => 60,
+            "m" => 1,
+            _ => return None,
+        };
+    }
+    Some(minutes)
 }
 
 fn free_port() -> u16 {
@@ -454,36 +487,10 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
 
     // The sign-in link from the serial console signs alice in and lands on /setup.
     let console = vm.serial();
-    let link = console
-        .split_whitespace()
-        .find(|w| w.starts_with("https://musehub.local/login/"))
-        .unwrap_or_else(|| panic!("no sign-in link on the serial console:\n{}", tail(&console)))
-        .to_owned();
-    let token = link.rsplit('/').next().expect("token").to_owned();
-    let res = vm_http
-        .post(format!("{base}/login/{token}"))
-        .header("origin", &base)
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()["location"], "/setup");
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let page = vm_http
-        .get(format!("{base}/setup"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("setup page")
-        .text()
-        .await
-        .expect("page");
+    let link = printed_link(&console)
+        .unwrap_or_else(|| panic!("no sign-in link on the serial console:\n{}", tail(&console)));
+    let path = link.strip_prefix("https://musehub.local").expect("path");
+    let page = setup_page_after_link(&vm_http, &base, path).await;
     assert!(
         page.contains("anchored on chain <span class=\"badge setup-done\">"),
         "the anchoring step is not done:\n{page}"
@@ -507,7 +514,11 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     let a_http = client();
     let a_base = hub_a.server.url();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while heads(&vm_http, &base, None).await.as_deref() != Some(c2.id.to_string().as_str()) {
+    while main_head(&vm_http, &base, "alice/song", None)
+        .await
+        .as_deref()
+        != Some(c2.id.to_string().as_str())
+    {
         assert!(
             Instant::now() < deadline,
             "the VM did not replicate alice/song from hub A:\n{}",
@@ -553,25 +564,22 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
         "{}",
         res.text().await.unwrap_or_default()
     );
-    let demo_head = |client: reqwest::Client, base: String, token: String| async move {
-        let res = client
-            .get(format!("{base}/alice/demo/refs"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .ok()?;
-        let v = crate::harness::decode(&res.bytes().await.ok()?);
-        crate::harness::field(&v, "branch_heads")
-            .as_map()?
-            .iter()
-            .find(|(k, _)| k.as_str() == Some("main"))
-            .and_then(|(_, v)| v.as_str().map(str::to_owned))
-    };
     assert_eq!(
-        demo_head(vm_http.clone(), base.clone(), vm_token.clone()).await,
+        main_head(&vm_http, &base, "alice/demo", Some(&vm_token)).await,
         Some(c3.id.to_string())
     );
     let ca_before = ca_pem.clone();
+    // The hub stays up: it told systemd it was ready (Type=notify) and keeps pinging the
+    // watchdog (WatchdogSec=30s), else systemd would have restarted it before a minute.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while uptime_minutes(&vm_http, &base).await.unwrap_or(0) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the hub never stayed up a whole minute (watchdog or readiness):\n{}",
+            tail(&vm.serial())
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 
     // A clean reboot: power off, boot again.
     vm.power_off();
@@ -599,10 +607,13 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
         StatusCode::OK
     );
     assert_eq!(
-        demo_head(again.clone(), base.clone(), vm_token.clone()).await,
+        main_head(&again, &base, "alice/demo", Some(&vm_token)).await,
         Some(c3.id.to_string())
     );
-    assert_eq!(heads(&again, &base, None).await, Some(c2.id.to_string()));
+    assert_eq!(
+        main_head(&again, &base, "alice/song", None).await,
+        Some(c2.id.to_string())
+    );
 
     // A hard reset (no shutdown at all), then the same checks.
     vm.monitor("system_reset");
@@ -611,7 +622,7 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     eprintln!("after system_reset: /health answered {took:?}");
     let again = vm_client(https, &ca_before);
     assert_eq!(
-        demo_head(again.clone(), base.clone(), vm_token.clone()).await,
+        main_head(&again, &base, "alice/demo", Some(&vm_token)).await,
         Some(c3.id.to_string())
     );
     assert!(same_history(

@@ -41,6 +41,41 @@ fn step(state: &serde_json::Value, name: &str) -> (String, String) {
     )
 }
 
+/// The sign-in link `musehub setup` printed (on the console, in the report).
+pub fn printed_link(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find(|w| w.starts_with("https://musehub.local/login/"))
+        .map(str::to_owned)
+}
+
+/// Signs in with a setup link's path at `base`, checks the owner lands on `/setup`, and
+/// returns that page.
+pub async fn setup_page_after_link(c: &reqwest::Client, base: &str, link_path: &str) -> String {
+    let res = c
+        .post(format!("{base}{link_path}"))
+        .header("origin", base)
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/setup");
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let page = c
+        .get(format!("{base}/setup"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("setup page");
+    assert_eq!(page.status(), StatusCode::OK);
+    page.text().await.expect("html")
+}
+
 fn boot_dir(owner: &ed25519::Keypair) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("boot")).expect("mkdir");
@@ -65,12 +100,7 @@ fn setup_makes_a_hub_from_the_boot_partition_and_does_nothing_twice() {
     let first = setup(d).ok();
 
     // The link is printed (console) and written to the boot partition.
-    let link = first
-        .stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("https://musehub.local/login/"))
-        .unwrap_or_else(|| panic!("no link printed: {first:?}"))
-        .to_owned();
+    let link = printed_link(&first.stdout).unwrap_or_else(|| panic!("no link printed: {first:?}"));
     let report = std::fs::read_to_string(d.join("boot/musehub-setup.txt")).expect("report");
     assert!(report.contains(&link), "{report}");
     assert!(report.contains("SHA-256 fingerprint"), "{report}");
@@ -170,12 +200,7 @@ async fn the_setup_link_signs_the_owner_in_and_shows_what_setup_did() {
     let dir = boot_dir(&owner);
     let d = dir.path();
     let out = setup(d).ok();
-    let link = out
-        .stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("https://musehub.local/login/"))
-        .expect("link")
-        .to_owned();
+    let link = printed_link(&out.stdout).expect("link");
     let path = link
         .strip_prefix("https://musehub.local")
         .expect("path")
@@ -192,29 +217,7 @@ async fn the_setup_link_signs_the_owner_in_and_shows_what_setup_did() {
     // Before signing in, /setup asks for it.
     let res = c.get(format!("{url}/setup")).send().await.expect("get");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = c
-        .post(format!("{url}{path}"))
-        .header("origin", &url)
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()["location"], "/setup");
-    let cookie = res.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let page = c
-        .get(format!("{url}/setup"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("setup page");
-    assert_eq!(page.status(), StatusCode::OK);
-    let page = page.text().await.expect("html");
+    let page = setup_page_after_link(&c, &url, &path).await;
     for needle in [
         "Owner account and key",
         "HTTPS certificate authority",
