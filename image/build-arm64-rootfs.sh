@@ -34,6 +34,8 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
+# shellcheck source=image/slim-modules.sh
+. "$HERE/slim-modules.sh"
 
 # The x86_64 image's packages (image/build.sh PACKAGES, keep in step) less its kernel and boot
 # loader (linux-image-amd64, systemd-boot-efi) ...
@@ -180,21 +182,8 @@ systemctl --root="$DIR" --quiet mask serial-getty@ttyS1.service
 # these is in the initrd, which therefore stays as the second stage built it.
 KVER=$(ls "$DIR/usr/lib/modules")
 [ "$(echo "$KVER" | wc -w)" -eq 1 ] || die "expected one kernel, found: $KVER"
-MODK=$DIR/usr/lib/modules/$KVER/kernel
 modules_before=$(du -sm "$DIR/usr/lib/modules" | cut -f1)
-rm -rf "$MODK/sound" "$MODK/drivers/media" "$MODK/drivers/infiniband" "$MODK/drivers/isdn" \
-	"$MODK/drivers/staging" "$MODK/drivers/net/wireless" "$MODK/net/wireless" \
-	"$MODK/net/mac80211" "$MODK/drivers/bluetooth" "$MODK/net/bluetooth" \
-	"$MODK/drivers/nfc" "$MODK/net/nfc" "$MODK/drivers/net/wwan" "$MODK/drivers/net/can" \
-	"$MODK/net/can" "$MODK/drivers/iio" "$MODK/drivers/comedi" "$MODK/drivers/target" \
-	"$MODK/fs/ocfs2" "$MODK/fs/gfs2" "$MODK/fs/nfsd"
-find "$MODK/drivers/gpu" -mindepth 1 -maxdepth 1 ! -name drm -exec rm -rf {} +
-find "$MODK/drivers/gpu/drm" -mindepth 1 -maxdepth 1 -type d \
-	! -name tiny ! -name virtio ! -name ttm ! -name vc4 -exec rm -rf {} +
-# Modules that depend on a removed one go too (modules.dep lists dependencies transitively).
-(cd "$DIR/usr/lib/modules/$KVER" && while IFS=: read -r mod deps; do
-	for d in $deps; do [ -e "$d" ] || { rm -f "$mod"; break; }; done
-done <modules.dep)
+slim_modules "$DIR/usr/lib/modules/$KVER" vc4   # the Pi's HDMI
 in_root depmod -a "$KVER"
 log "kernel modules: $modules_before MiB -> $(du -sm "$DIR/usr/lib/modules" | cut -f1) MiB"
 

@@ -24,6 +24,8 @@ umask 022
 export LC_ALL=C TZ=UTC
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=image/slim-modules.sh
+source "$HERE/slim-modules.sh"
 REPO=$(cd "$HERE/.." && pwd)
 
 SUITE=bookworm
@@ -241,26 +243,9 @@ rm -rf "$R/var/lib/apt/lists"/* "$R/var/cache/apt"/*.bin "$R/var/cache/apt/archi
 mkdir -p "$R/var/lib/apt/lists/partial"
 find "$R/var/log" -type f -delete
 find "$R/tmp" "$R/var/tmp" -mindepth 1 -delete
-# Kernel modules no appliance needs: sound, video capture/DVB, GPUs (only the simple and
-# virtual framebuffers stay), InfiniBand, ISDN, staging; radios (wireless, Bluetooth, NFC,
-# WWAN: they need firmware and daemons this image does not have); CAN buses, industrial I/O
-# and data acquisition boards, SCSI target mode, cluster file systems and the NFS server.
+# Kernel modules no appliance needs (image/slim-modules.sh says which).
 MODULES_MIB_BEFORE=$(mib_of "$R/usr/lib/modules/$KVER")
-MODK=$R/usr/lib/modules/$KVER/kernel
-rm -rf "$MODK/sound" "$MODK/drivers/media" "$MODK/drivers/infiniband" "$MODK/drivers/isdn" \
-    "$MODK/drivers/staging" "$MODK/drivers/net/wireless" "$MODK/net/wireless" \
-    "$MODK/net/mac80211" "$MODK/drivers/bluetooth" "$MODK/net/bluetooth" \
-    "$MODK/drivers/nfc" "$MODK/net/nfc" "$MODK/drivers/net/wwan" "$MODK/drivers/net/can" \
-    "$MODK/net/can" "$MODK/drivers/iio" "$MODK/drivers/comedi" "$MODK/drivers/target" \
-    "$MODK/fs/ocfs2" "$MODK/fs/gfs2" "$MODK/fs/nfsd"
-find "$MODK/drivers/gpu" -mindepth 1 -maxdepth 1 ! -name drm -exec rm -rf {} +
-find "$MODK/drivers/gpu/drm" -mindepth 1 -maxdepth 1 -type d \
-    ! -name tiny ! -name virtio ! -name ttm -exec rm -rf {} +
-# Modules that depend on a removed one go too (modules.dep, from the package's depmod, lists
-# each module's dependencies, transitively).
-(cd "$R/usr/lib/modules/$KVER" && while IFS=: read -r mod deps; do
-    for d in $deps; do [[ -e $d ]] || { rm -f "$mod"; break; }; done
-done <modules.dep)
+slim_modules "$R/usr/lib/modules/$KVER"
 in_root depmod -a "$KVER"
 MODULES_MIB_AFTER=$(mib_of "$R/usr/lib/modules/$KVER")
 # The initrd, rebuilt for what is left (COMPRESS=zstd, see etc/initramfs-tools/conf.d).
