@@ -148,14 +148,7 @@ else
 	log "MUSEHUB_BIN not set: the tree has no /usr/bin/musehub"
 fi
 
-echo musehub >"$DIR/etc/hostname" # debootstrap copied the build host's
-cat >"$DIR/etc/hosts" <<'EOF'
-127.0.0.1	localhost
-127.0.1.1	musehub musehub.local
-::1		localhost ip6-localhost ip6-loopback
-ff02::1		ip6-allnodes
-ff02::2		ip6-allrouters
-EOF
+# etc/hostname and etc/hosts come from image/rootfs/ (debootstrap copied the build host's).
 : >"$DIR/etc/machine-id" # empty: systemd makes one on the first boot
 rm -f "$DIR/var/lib/dbus/machine-id"
 ln -sf /run/systemd/resolve/stub-resolv.conf "$DIR/etc/resolv.conf"

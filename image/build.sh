@@ -192,14 +192,7 @@ BIN_SIZE_OUT=$(stat -c %s "$WORK/musehub")
 install -m 0755 "$WORK/musehub" "$R/usr/bin/musehub"
 echo "    /usr/bin/musehub: $BIN_SIZE_IN bytes, $BIN_SIZE_OUT after strip"
 
-echo musehub >"$R/etc/hostname"
-cat >"$R/etc/hosts" <<'EOF'
-127.0.0.1	localhost
-127.0.1.1	musehub
-::1		localhost ip6-localhost ip6-loopback
-ff02::1		ip6-allnodes
-ff02::2		ip6-allrouters
-EOF
+# etc/hostname and etc/hosts come from image/rootfs/ (debootstrap copied the build host's).
 : >"$R/etc/machine-id"                   # empty: systemd makes one on the first boot
 rm -f "$R/var/lib/dbus/machine-id"
 ln -sf /run/systemd/resolve/stub-resolv.conf "$R/etc/resolv.conf"
