@@ -182,6 +182,11 @@ pub enum Command {
         /// write_files is used instead of --from (VPS providers' panels).
         #[arg(long, value_name = "DIR")]
         nocloud: Option<PathBuf>,
+        /// Let setup put the hub's data on a file system it did not create (a disk you
+        /// mounted on the data directory). Type that file system's device, e.g. /dev/sdb1:
+        /// without it setup refuses and writes nothing there.
+        #[arg(long, value_name = "DEVICE")]
+        accept_data_filesystem: Option<String>,
     },
     /// Measure push, fetch and lookup speed on this machine and print the figures.
     Bench(crate::bench::Args),
@@ -414,6 +419,7 @@ pub fn run(cli: Cli) -> Result<()> {
         report,
         chown,
         nocloud,
+        accept_data_filesystem,
     } = command
     {
         return setup::run(crate::setup::Options {
@@ -422,6 +428,7 @@ pub fn run(cli: Cli) -> Result<()> {
             report,
             chown,
             nocloud,
+            accept_data_filesystem,
         });
     }
     let config = Config::load(data_dir, cli.config.as_deref(), &overrides)?;

@@ -29,6 +29,8 @@ use crate::identity;
 use crate::{auth, fsutil, tls};
 use libp2p::identity::ed25519;
 
+pub mod datafs;
+
 /// The state file in the data directory.
 pub const STATE_FILE: &str = "setup.json";
 /// An owner's own key, dropped on the boot partition (PKCS#8 PEM or 64 hex).
@@ -54,6 +56,9 @@ pub struct Options {
     /// A cloud-init NoCloud seed directory (`user-data` inside). A `musehub.toml` among its
     /// `write_files` takes the place of `from`: that is how a VPS panel configures the box.
     pub nocloud: Option<PathBuf>,
+    /// The device of a data file system setup did not make (see [`datafs`]), typed out by
+    /// the owner to let setup use it.
+    pub accept_data_filesystem: Option<String>,
 }
 
 /// How a step ended in the last run.
@@ -216,6 +221,21 @@ pub struct Outcome {
 /// Runs every step. Fails only when the data directory itself cannot be written; a failed
 /// step is recorded and reported instead.
 pub async fn run(opts: &Options) -> Result<Outcome> {
+    // Before anything is written: the data directory must be on a file system this box made
+    // (or one the owner named).
+    let place = datafs::check(&opts.data_dir, opts.accept_data_filesystem.as_deref())
+        .context("reading the mount table")?;
+    if let datafs::Verdict::Foreign { .. } = place {
+        let why = place.describe(&opts.data_dir);
+        if let Some(path) = &opts.report {
+            let text = format!("musehub setup, {}\n\n{why}\n", now_rfc3339());
+            if let Err(e) = fsutil::write_atomic(path, text.as_bytes(), 0o600) {
+                tracing::warn!(target: "musehub::setup", path = %path.display(), error = %e, "could not write the setup report");
+            }
+        }
+        bail!("{why}");
+    }
+    tracing::info!(target: "musehub::setup", "{}", place.describe(&opts.data_dir));
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating {}", opts.data_dir.display()))?;
     let mut state = State::load(&opts.data_dir)?.unwrap_or_default();

@@ -40,6 +40,8 @@ struct Vm {
     child: Child,
     serial: PathBuf,
     monitor: PathBuf,
+    image: PathBuf,
+    work: PathBuf,
 }
 
 impl Vm {
@@ -76,7 +78,28 @@ impl Vm {
             child,
             serial,
             monitor,
+            image: image.to_owned(),
+            work: work.to_owned(),
         }
+    }
+
+    /// How many times a kernel started on this VM's console (a reset starts another).
+    fn boots(&self) -> usize {
+        console_boots(&self.serial())
+    }
+
+    /// Everything there is to read after the hub went missing: the end of the serial
+    /// console, then (with qemu stopped) the hub's and setup's journal from the disk.
+    fn post_mortem(&mut self) -> String {
+        let console = tail(&self.serial());
+        let boots = self.boots();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        format!(
+            "serial console ({} kernel boots seen):\n{console}\n\njournal on the disk:\n{}",
+            boots,
+            journal_on_root_partition(&self.image, &self.work)
+        )
     }
 
     fn serial(&self) -> String {
@@ -112,6 +135,52 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn console_boots(log: &str) -> usize {
+    log.matches("Linux version").count()
+}
+
+/// The musehub units' journal of every boot, read from root slot A with the VM off
+/// (mounted read-only without replaying the ext4 journal: it may be unclean).
+fn journal_on_root_partition(image: &Path, work: &Path) -> String {
+    let (offset, size) = partition(image, 2);
+    let mnt = work.join("root-mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "ext4", "-o"])
+        .arg(format!("ro,noload,loop,offset={offset},sizelimit={size}"))
+        .arg(image)
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        return "(could not mount the root partition)".into();
+    }
+    let out = Command::new("journalctl")
+        .arg("--directory")
+        .arg(mnt.join("var/log/journal"))
+        .args([
+            "--unit",
+            "musehub.service",
+            "--unit",
+            "musehub-setup.service",
+            "--output",
+            "short-monotonic",
+            "--no-pager",
+            "--lines",
+            "200",
+        ])
+        .output();
+    let _ = Command::new("umount").arg(&mnt).status();
+    match out {
+        Ok(o) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("(journalctl: {e})"),
     }
 }
 
@@ -201,8 +270,9 @@ fn read_boot_file(image: &Path, name: &str) -> String {
 
 /// Waits until `/health` answers over https through the forwarded port. The CA is not known
 /// yet at first boot, so this probe does not verify the certificate (everything after it
-/// does, with the CA this probe leads to).
-async fn wait_healthy(port: u16, vm: &Vm, limit: Duration) -> Duration {
+/// does, with the CA this probe leads to). On a timeout it stops the VM and panics with what
+/// the console and the journal on the disk say.
+async fn wait_healthy(port: u16, vm: &mut Vm, limit: Duration) -> Duration {
     crypto();
     let start = Instant::now();
     let probe = reqwest::Client::builder()
@@ -219,11 +289,12 @@ async fn wait_healthy(port: u16, vm: &Vm, limit: Duration) -> Duration {
         {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < limit,
-            "the VM's hub did not answer /health within {limit:?}; serial console:\n{}",
-            tail(&vm.serial())
-        );
+        if start.elapsed() > limit {
+            panic!(
+                "the VM's hub did not answer /health within {limit:?}; {}",
+                vm.post_mortem()
+            );
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -458,8 +529,8 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
 
     // First boot.
     let https = free_port();
-    let vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 1);
-    let took = wait_healthy(https, &vm, Duration::from_secs(900)).await;
+    let mut vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 1);
+    let took = wait_healthy(https, &mut vm, Duration::from_secs(900)).await;
     eprintln!("first boot: /health answered {took:?} after qemu started");
 
     // The CA downloads and verifies the hub's certificate for musehub.local.
@@ -593,8 +664,8 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
         "{files_on_boot}"
     );
 
-    let vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 2);
-    let took = wait_healthy(https, &vm, Duration::from_secs(600)).await;
+    let mut vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 2);
+    let took = wait_healthy(https, &mut vm, Duration::from_secs(600)).await;
     eprintln!("second boot: /health answered {took:?} after qemu started");
     let again = vm_client(https, &ca_before);
     assert_eq!(
@@ -616,9 +687,20 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     );
 
     // A hard reset (no shutdown at all), then the same checks.
+    let boots = vm.boots();
     vm.monitor("system_reset");
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let took = wait_healthy(https, &vm, Duration::from_secs(600)).await;
+    // The guest must start again: a new kernel on the console within a few minutes.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while vm.boots() == boots {
+        if Instant::now() > deadline {
+            panic!(
+                "qemu did not start the guest again after system_reset; {}",
+                vm.post_mortem()
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let took = wait_healthy(https, &mut vm, Duration::from_secs(600)).await;
     eprintln!("after system_reset: /health answered {took:?}");
     let again = vm_client(https, &ca_before);
     assert_eq!(

@@ -237,3 +237,67 @@ async fn the_setup_link_signs_the_owner_in_and_shows_what_setup_did() {
     assert!(!again.stdout.contains("/login/"), "{again:?}");
     assert!(again.stdout.contains("alice has signed in"), "{again:?}");
 }
+
+/// A disk someone mounted on the data directory (a tmpfs stands in for it, in a mount
+/// namespace of the test's own): setup refuses it and writes nothing there, names the device
+/// to type, and goes ahead once the owner typed it.
+#[test]
+fn setup_refuses_a_data_filesystem_it_did_not_make() {
+    let owner = ed25519::Keypair::generate();
+    let dir = boot_dir(&owner);
+    let d = dir.path();
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+            .arg(
+                r#"mount -t tmpfs musehub-test-disk "$0" || exit 99
+"$@"; status=$?
+echo "files on the disk:"; ls -A "$0"; exit $status"#,
+            )
+            .arg(&data)
+            .arg(env!("CARGO_BIN_EXE_musehub"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("setup")
+            .arg("--from")
+            .arg(d.join("boot/musehub.toml"))
+            .arg("--report")
+            .arg(d.join("boot/musehub-setup.txt"))
+            .args(extra)
+            .output()
+            .expect("unshare (util-linux) runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert_ne!(
+            out.status.code(),
+            Some(99),
+            "mounting a tmpfs in a user and mount namespace: {}",
+            text(&out.stderr)
+        );
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+
+    let (ok, stdout, stderr) = run(&[]);
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("--accept-data-filesystem musehub-test-disk"),
+        "{stderr}"
+    );
+    let files = stdout.split("files on the disk:").nth(1).expect("listing");
+    assert_eq!(files.trim(), "", "setup wrote on a disk it did not make");
+    // The owner reads why on the boot partition; the key stays there, unmoved.
+    let report = std::fs::read_to_string(d.join("boot/musehub-setup.txt")).expect("report");
+    assert!(report.contains("did not create"), "{report}");
+    assert!(d.join("boot/owner.key").exists());
+
+    // A confirmation that is not the device name is none.
+    let (ok, _, stderr) = run(&["--accept-data-filesystem", "yes"]);
+    assert!(!ok, "{stderr}");
+
+    let (ok, stdout, stderr) = run(&["--accept-data-filesystem", "musehub-test-disk"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let files = stdout.split("files on the disk:").nth(1).expect("listing");
+    assert!(files.contains("setup.json"), "{files}");
+    assert!(files.contains("musehub.toml"), "{files}");
+}
