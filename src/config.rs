@@ -703,6 +703,9 @@ fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Resul
     if let Some(v) = get("MUSEHUB_FEDERATION_MDNS") {
         fed.mdns = Some(parse_bool("MUSEHUB_FEDERATION_MDNS", &v)?);
     }
+    if let Some(v) = get("MUSEHUB_FEDERATION_LAN_NAME") {
+        fed.lan_name = Some(v).filter(|v| !v.is_empty());
+    }
     if let Some(v) = get("MUSEHUB_FEDERATION_POLL") {
         fed.poll = Some(v);
     }

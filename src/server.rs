@@ -270,17 +270,20 @@ pub fn cancel_on_signals(token: CancellationToken) {
 
 /// Tells systemd (`Type=notify`) that the hub is ready, when run under it.
 pub fn notify_ready() {
-    sd_notify(b"READY=1");
+    if sd_notify(b"READY=1") {
+        tracing::info!(target: "musehub::server", "told systemd the hub is ready (store, web server and IPFS up)");
+    }
 }
 
 /// Sends one `sd_notify` datagram to `$NOTIFY_SOCKET`; nothing when not run by systemd.
-fn sd_notify(message: &[u8]) {
+/// Whether it was sent.
+fn sd_notify(message: &[u8]) -> bool {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
+        return false;
     };
     let sock = match std::os::unix::net::UnixDatagram::unbound() {
         Ok(s) => s,
-        Err(_) => return,
+        Err(_) => return false,
     };
     let bytes = path.as_encoded_bytes();
     let sent = if let Some(name) = bytes.strip_prefix(b"@") {
@@ -290,9 +293,10 @@ fn sd_notify(message: &[u8]) {
     } else {
         sock.send_to(message, std::path::Path::new(&path))
     };
-    if let Err(e) = sent {
+    if let Err(e) = &sent {
         tracing::warn!(target: "musehub::server", error = %e, "could not notify systemd");
     }
+    sent.is_ok()
 }
 
 /// The watchdog interval systemd asks for (`WatchdogSec=` sets `$WATCHDOG_USEC`, and
@@ -321,7 +325,9 @@ pub fn start_watchdog(hub: Hub, stop: CancellationToken) {
             let healthy =
                 tokio::time::timeout(every, hub.db.read(|_| Ok::<(), crate::db::Error>(()))).await;
             match healthy {
-                Ok(Ok(())) => sd_notify(b"WATCHDOG=1"),
+                Ok(Ok(())) => {
+                    sd_notify(b"WATCHDOG=1");
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(target: "musehub::server", error = %e, "watchdog: database read failed; not pinging")
                 }

@@ -170,7 +170,7 @@ fn journal_on_root_partition(image: &Path, work: &Path) -> String {
             "short-monotonic",
             "--no-pager",
             "--lines",
-            "200",
+            "2000",
         ])
         .output();
     let _ = Command::new("umount").arg(&mnt).status();
@@ -729,5 +729,26 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     );
     let report = doctor_on_data_partition(&image, work.path());
     eprintln!("doctor: {report}");
+
+    // The journal of the three boots, read from the disk: at each start the hub told systemd
+    // it was ready (Type=notify) and turned the watchdog on, and systemd never had to kill
+    // or restart it. The last boot ended in a reset, so its tail may not have reached the
+    // disk; the two before it did.
+    let journal = journal_on_root_partition(&image, work.path());
+    assert!(
+        journal.matches("told systemd the hub is ready").count() >= 2,
+        "{journal}"
+    );
+    assert!(
+        journal.matches("systemd watchdog on").count() >= 2,
+        "{journal}"
+    );
+    for bad in [
+        "Watchdog timeout",
+        "Scheduled restart job",
+        "Failed with result",
+    ] {
+        assert!(!journal.contains(bad), "{bad}:\n{journal}");
+    }
     drop(anvil);
 }

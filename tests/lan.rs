@@ -1,6 +1,8 @@
 //! Two hubs on their own network namespaces (`ip netns`, a bridge and veth pairs) find each
 //! other by mDNS, pair because they have the same owner, and replicate; a partition during
-//! pushes is reported as lag and heals without losing anything.
+//! pushes is reported as lag and heals without losing anything. Each answers mDNS queries for
+//! its own `<lan_name>.local` (the appliance's `musehub.local`), asked from the bridge by a
+//! plain DNS query written here, not by the mDNS library the hub uses.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -70,6 +72,21 @@ impl Lan {
         format!("{}{host}o", self.tag)
     }
 
+    /// The name the hub on `host` answers to, as `<name>.local`.
+    fn lan_name(&self, host: &str) -> String {
+        format!("{}-{host}", self.tag)
+    }
+
+    fn ip(&self, host: &str) -> std::net::Ipv4Addr {
+        let i = if host == "a" { 1 } else { 2 };
+        format!("{}.{i}", self.subnet).parse().expect("address")
+    }
+
+    /// The host side of the bridge.
+    fn bridge_ip(&self) -> std::net::Ipv4Addr {
+        format!("{}.254", self.subnet).parse().expect("address")
+    }
+
     fn addr(&self, host: &str) -> String {
         let i = if host == "a" { 1 } else { 2 };
         format!("{}.{i}:8080", self.subnet)
@@ -97,6 +114,12 @@ struct NsHub {
     child: Child,
     log: Arc<Mutex<String>>,
     url: String,
+}
+
+impl NsHub {
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
 }
 
 impl Drop for NsHub {
@@ -129,6 +152,7 @@ fn serve_in(lan: &Lan, host: &str, data: &Path) -> NsHub {
         .env("MUSEHUB_FEDERATION_OWNER", "alice")
         .env("MUSEHUB_FEDERATION_MDNS", "true")
         .env("MUSEHUB_FEDERATION_POLL", "1s")
+        .env("MUSEHUB_FEDERATION_LAN_NAME", lan.lan_name(host))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -158,6 +182,98 @@ fn serve_in(lan: &Lan, host: &str, data: &Path) -> NsHub {
         );
     }
     hub
+}
+
+/// Asks the LAN for `name`'s IPv4 addresses the way `dig -p 5353 @224.0.0.251` does: one
+/// multicast DNS question for an A record, sent from `from` (the bridge: a multicast packet
+/// leaves by the interface that owns its source address) and from a port other than 5353, so
+/// responders answer by unicast (RFC 6762 §6.7). Asks again every second until `limit`.
+fn mdns_lookup(from: std::net::Ipv4Addr, name: &str, limit: Duration) -> Vec<std::net::Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind((from, 0)).expect("udp socket on the bridge");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut query = vec![0x4d, 0x48, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        query.push(u8::try_from(label.len()).expect("short label"));
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]); // root; QTYPE A; QCLASS IN
+    let deadline = Instant::now() + limit;
+    let mut found = Vec::new();
+    while found.is_empty() && Instant::now() < deadline {
+        socket
+            .send_to(&query, ("224.0.0.251", 5353))
+            .expect("send the mDNS question");
+        let sent = Instant::now();
+        let mut buf = [0u8; 1500];
+        while sent.elapsed() < Duration::from_secs(1) {
+            if let Ok((n, _)) = socket.recv_from(&mut buf) {
+                found.extend(a_records(&buf[..n], name));
+            }
+        }
+    }
+    found
+}
+
+/// The A records for `name` among a DNS message's answers (RFC 1035 §4.1).
+fn a_records(msg: &[u8], name: &str) -> Vec<std::net::Ipv4Addr> {
+    /// Reads a possibly compressed name at `at`; returns it and where the record goes on.
+    fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
+        let (mut labels, mut next, mut jumps) = (Vec::new(), None, 0);
+        loop {
+            let len = *msg.get(at)? as usize;
+            if len == 0 {
+                return Some((labels.join("."), next.unwrap_or(at + 1)));
+            }
+            if len & 0xc0 == 0xc0 {
+                next.get_or_insert(at + 2);
+                at = (len & 0x3f) << 8 | *msg.get(at + 1)? as usize;
+                jumps += 1;
+                if jumps > 32 {
+                    return None;
+                }
+                continue;
+            }
+            labels.push(String::from_utf8_lossy(msg.get(at + 1..at + 1 + len)?).into_owned());
+            at += 1 + len;
+        }
+    }
+    let count = |i: usize| usize::from(u16::from_be_bytes([msg[i], msg[i + 1]]));
+    if msg.len() < 12 || msg[2] & 0x80 == 0 {
+        return Vec::new(); // not a response
+    }
+    let (questions, answers) = (count(4), count(6) + count(8) + count(10));
+    let mut at = 12;
+    for _ in 0..questions {
+        let Some((_, next)) = read_name(msg, at) else {
+            return Vec::new();
+        };
+        at = next + 4;
+    }
+    let mut out = Vec::new();
+    for _ in 0..answers {
+        let Some((owner, next)) = read_name(msg, at) else {
+            break;
+        };
+        let Some(fixed) = msg.get(next..next + 10) else {
+            break;
+        };
+        let (rtype, rdlen) = (
+            u16::from_be_bytes([fixed[0], fixed[1]]),
+            usize::from(u16::from_be_bytes([fixed[8], fixed[9]])),
+        );
+        let Some(rdata) = msg.get(next + 10..next + 10 + rdlen) else {
+            break;
+        };
+        if rtype == 1 && rdlen == 4 && owner.eq_ignore_ascii_case(name.trim_end_matches('.')) {
+            out.push(std::net::Ipv4Addr::new(
+                rdata[0], rdata[1], rdata[2], rdata[3],
+            ));
+        }
+        at = next + 10 + rdlen;
+    }
+    out
 }
 
 fn peers_of(data: &Path) -> Vec<serde_json::Value> {
@@ -264,6 +380,20 @@ async fn hubs_on_a_lan_pair_by_mdns_replicate_and_heal_after_a_partition() {
         &[&a, &b],
     )
     .await;
+
+    // Each answers for its own name on the LAN, and only with its own address.
+    for host in ["a", "b"] {
+        let name = format!("{}.local", lan.lan_name(host));
+        let found = mdns_lookup(lan.bridge_ip(), &name, Duration::from_secs(15));
+        assert_eq!(
+            found.first(),
+            Some(&lan.ip(host)),
+            "mDNS answer for {name}: {found:?}\n{}",
+            if host == "a" { a.log() } else { b.log() }
+        );
+        assert!(found.iter().all(|ip| *ip == lan.ip(host)), "{found:?}");
+    }
+
     let c1 = push(&a.url, &token, &[], 1, "2026-11-24T10:00:00+00:00").await;
     wait_for(
         "B replicates the first push",
