@@ -190,7 +190,7 @@ impl State {
 
 /// Every step, in order, with the title the report and the `/setup` page show.
 const STEPS: &[(&str, &str)] = &[
-    ("config", "Settings read from musehub.toml"),
+    ("config", "Settings"),
     ("secrets", "Keys moved off the boot partition"),
     ("storage", "Database, block store and IPFS identity"),
     ("tls", "HTTPS certificate authority"),
@@ -379,14 +379,17 @@ fn settings(opts: &Options, boot_dir: &Path) -> Result<((Config, String), String
         Some(dir) => nocloud_settings(dir)?,
         None => None,
     };
-    let text = match from_cloud {
-        Some(t) => t,
-        None => std::fs::read_to_string(&opts.from).with_context(|| {
-            format!(
-                "no settings at {}: put a musehub.toml on the boot partition",
-                opts.from.display()
-            )
-        })?,
+    let (text, source) = match from_cloud {
+        Some(t) => (t, "cloud-init user-data"),
+        None => (
+            std::fs::read_to_string(&opts.from).with_context(|| {
+                format!(
+                    "no settings at {}: put a musehub.toml on the boot partition",
+                    opts.from.display()
+                )
+            })?,
+            "musehub.toml on the boot partition",
+        ),
     };
     let composed = compose(&text, boot_dir, &opts.data_dir)?;
     // Check it loads before it replaces a working configuration.
@@ -410,7 +413,7 @@ fn settings(opts: &Options, boot_dir: &Path) -> Result<((Config, String), String
     }
     let joins = config.federation.join.len();
     let detail = format!(
-        "Owner {owner}; served at {}; following {joins} hub{}; chain {}.",
+        "From {source}: owner {owner}; served at {}; following {joins} hub{}; chain {}.",
         config.public_url,
         if joins == 1 { "" } else { "s" },
         if config.chain.is_some() {

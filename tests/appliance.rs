@@ -47,7 +47,15 @@ struct Vm {
 impl Vm {
     /// Boots through `image/qemu-run.sh` (OVMF, TCG, virtio disk, user networking with
     /// `restrict=on`, serial to a file, an HMP monitor socket).
-    fn boot(image: &Path, work: &Path, https_port: u16, hub_a: u16, anvil: u16, n: u32) -> Vm {
+    fn boot(
+        image: &Path,
+        work: &Path,
+        https_port: u16,
+        hub_a: u16,
+        anvil: u16,
+        n: u32,
+        extra: &[String],
+    ) -> Vm {
         let run_dir = work.join(format!("run-{n}"));
         std::fs::create_dir_all(&run_dir).expect("run dir");
         let serial = run_dir.join("serial.log");
@@ -69,6 +77,8 @@ impl Vm {
                 "tcp:{ANVIL_GUEST}-cmd:socat - TCP:127.0.0.1:{anvil}"
             ))
             .arg(image)
+            .arg("--")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -237,6 +247,44 @@ fn put_on_boot_partition(image: &Path, name: &str, data: &[u8], work: &Path) {
         .status()
         .expect("mcopy (apt-get install mtools)");
     assert!(st.success(), "mcopy {name}");
+}
+
+/// A cloud-init NoCloud seed as a VPS panel attaches it: a small FAT disk labelled CIDATA
+/// with `meta-data` and a `#cloud-config` `user-data` whose `write_files` carries `toml`.
+/// Returns the qemu arguments that attach it, read-only, as a second virtio disk.
+fn nocloud_seed(work: &Path, toml: &str) -> Vec<String> {
+    let seed = work.join("cidata.img");
+    let _ = std::fs::remove_file(&seed);
+    let made = Command::new("mkfs.vfat")
+        .args(["-C", "-n", "CIDATA"])
+        .arg(&seed)
+        .arg("1024")
+        .output()
+        .expect("mkfs.vfat (apt-get install dosfstools)");
+    assert!(made.status.success(), "mkfs.vfat: {made:?}");
+    let user_data = format!(
+        "#cloud-config\nwrite_files:\n  - path: /etc/musehub/musehub.toml\n    encoding: b64\n    content: {}\n",
+        data_encoding::BASE64.encode(toml.as_bytes())
+    );
+    for (name, text) in [
+        ("meta-data", "instance-id: musehub-test\n".to_owned()),
+        ("user-data", user_data),
+    ] {
+        let file = work.join(name);
+        std::fs::write(&file, text).expect("write");
+        let st = Command::new("mcopy")
+            .arg("-i")
+            .arg(&seed)
+            .arg(&file)
+            .arg(format!("::{name}"))
+            .status()
+            .expect("mcopy");
+        assert!(st.success(), "mcopy {name}");
+    }
+    vec![
+        "-drive".into(),
+        format!("file={},if=virtio,format=raw,readonly=on", seed.display()),
+    ]
 }
 
 /// The files on the boot partition (mtools `mdir -b`).
@@ -529,7 +577,7 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
 
     // First boot.
     let https = free_port();
-    let mut vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 1);
+    let mut vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 1, &[]);
     let took = wait_healthy(https, &mut vm, Duration::from_secs(900)).await;
     eprintln!("first boot: /health answered {took:?} after qemu started");
 
@@ -658,13 +706,20 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     // secrets are gone from it.
     let report = read_boot_file(&image, "musehub-setup.txt");
     assert!(report.contains(&link), "{report}");
+    assert!(
+        report.contains("From musehub.toml on the boot partition"),
+        "{report}"
+    );
     let files_on_boot = boot_partition_files(&image);
     assert!(
         !files_on_boot.contains("owner.key") && !files_on_boot.contains("evm.key"),
         "{files_on_boot}"
     );
 
-    let mut vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 2);
+    // This boot and the reset after it also have a cloud-init NoCloud seed attached, the way
+    // a VPS panel configures a box: the same settings, now read from its user-data.
+    let seed = nocloud_seed(work.path(), &toml);
+    let mut vm = Vm::boot(&image, work.path(), https, a_port, anvil_port, 2, &seed);
     let took = wait_healthy(https, &mut vm, Duration::from_secs(600)).await;
     eprintln!("second boot: /health answered {took:?} after qemu started");
     let again = vm_client(https, &ca_before);
@@ -719,6 +774,13 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
         "a second registration"
     );
     vm.power_off();
+
+    // The settings came from the NoCloud seed at the last start, and changed nothing.
+    let report = read_boot_file(&image, "musehub-setup.txt");
+    assert!(
+        report.contains("From cloud-init user-data: owner alice"),
+        "{report}"
+    );
 
     // The data partition filled the bigger disk, and doctor is clean on it.
     let (offset, size) = partition(&image, 4);
