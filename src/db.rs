@@ -16,6 +16,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 pub mod blocks;
 pub mod content;
 pub mod dag;
+pub mod events;
 pub mod identities;
 pub mod peers;
 pub mod published;
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("db/migrations/0005_commit_dag.sql"),
     include_str!("db/migrations/0006_identities.sql"),
     include_str!("db/migrations/0007_federation.sql"),
+    include_str!("db/migrations/0008_events.sql"),
 ];
 
 /// How long a connection waits on a lock held by another before giving up. Writes are
@@ -83,6 +85,8 @@ struct Inner {
     /// Read connections opened so far (exported in `/metrics`: a count that keeps growing
     /// under steady load means the pool is too small).
     readers_opened: std::sync::atomic::AtomicU64,
+    /// Woken after each write transaction commits (the event log may have grown).
+    committed: tokio::sync::Notify,
 }
 
 impl Db {
@@ -103,6 +107,7 @@ impl Db {
                 readers: Mutex::new(Vec::new()),
                 read_permits: tokio::sync::Semaphore::new(CONCURRENT_READS),
                 readers_opened: std::sync::atomic::AtomicU64::new(0),
+                committed: tokio::sync::Notify::new(),
             }),
         })
     }
@@ -132,7 +137,15 @@ impl Db {
             .map_err(Error::from)?;
         let out = f(&tx)?;
         tx.commit().map_err(Error::from)?;
+        self.inner.committed.notify_one();
         Ok(out)
+    }
+
+    /// Resolves after the next write transaction of this process commits (or at once when
+    /// one committed since the last call). Writes by other processes are not seen here:
+    /// [`crate::events`] also looks at the log every second.
+    pub async fn committed(&self) {
+        self.inner.committed.notified().await
     }
 
     /// Runs `f` with a read connection on the blocking pool.

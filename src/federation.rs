@@ -230,6 +230,25 @@ impl Federation {
     pub async fn run(self, stop: CancellationToken) {
         let _ = std::fs::remove_dir_all(&self.settings.tmp_dir);
         let shared = self.hub.federation.clone();
+        // A branch that moved here, by a push or a `car import`, is news for the hubs that
+        // follow the repo (send_notices leaves replicas and private repos out).
+        let mut events = self.hub.events.subscribe();
+        let (notify, stop2) = (shared.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    _ = stop2.cancelled() => return,
+                    e = events.next() => e,
+                };
+                match event {
+                    Some(crate::events::Event::BranchMoved { repo_id, .. }) => {
+                        notify.pushed(repo_id)
+                    }
+                    Some(_) => {}
+                    None => return,
+                }
+            }
+        });
         loop {
             for repo in shared.take_pushed() {
                 let me = self.clone();

@@ -62,6 +62,8 @@ pub struct Hub {
     pub identity: Arc<identity::Identities>,
     /// Federation work shared with the replication task (notices to send, peers due).
     pub federation: Arc<crate::federation::Shared>,
+    /// Changes to repos, as they commit (fed by the event log, see [`crate::events`]).
+    pub events: crate::events::Events,
 }
 
 /// Why a request was refused or failed. [`crate::web`] maps each to an HTTP status.
@@ -292,7 +294,6 @@ impl Hub {
             }
         }
         stored += self.store.record(repo.id, batch, dirs).await?;
-        self.metrics.objects_stored.add(stored);
         Ok((stored, seen - stored))
     }
 

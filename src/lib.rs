@@ -16,6 +16,7 @@
 //! - [`db`]: schema, migrations and queries.
 //! - [`muse`]: snapshot and commit id rules, path and branch validation.
 //! - [`cids`]: object id ↔ CID.
+//! - [`events`]: typed hub events from the event log, for IPFS, IPNS, federation, metrics.
 //! - [`auth`]: bearer tokens.  [`tls`]: local CA and https.  [`metrics`]: `/metrics`.
 //! - [`cli`]: the `musehub` command.  [`doctor`]: integrity checks.  [`bench`]: figures.
 
@@ -34,6 +35,7 @@ pub mod dagcbor;
 pub mod db;
 pub mod discovery;
 pub mod doctor;
+pub mod events;
 pub mod federation;
 pub mod fsutil;
 pub mod httpsig;

@@ -50,6 +50,28 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts what hub events report (objects stored by pushes, imports and replication)
+    /// until `stop`.
+    pub async fn count_events(
+        self: std::sync::Arc<Self>,
+        mut events: crate::events::Subscription,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => return,
+                e = events.next() => e,
+            };
+            match event {
+                Some(crate::events::Event::ObjectsStored { count, .. }) => {
+                    self.objects_stored.add(count)
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+
     pub fn request(&self, status: u16) {
         let class = match status {
             200..=299 => 0,
@@ -103,7 +125,7 @@ impl Metrics {
             ),
             (
                 "musehub_objects_stored_total",
-                "Objects added to repositories by pushes since start.",
+                "Objects added to repositories (pushes, imports, replication) since start.",
                 self.objects_stored.get(),
             ),
             (

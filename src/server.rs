@@ -64,6 +64,7 @@ pub fn open_hub(config: &Config) -> Result<Hub> {
         signer,
         identity: Arc::new(identity),
         federation: Arc::default(),
+        events: crate::events::Events::default(),
     };
     hub.backfill_dag()
         .context("building the DAG nodes of existing history")?;
@@ -101,6 +102,22 @@ impl Server {
             None
         };
         let shutdown = CancellationToken::new();
+        // The event log is read from here on: every change committed after this point, by
+        // this process or another, reaches the subscribers started below.
+        let cursor = crate::events::start_cursor(&hub.db)
+            .await
+            .context("reading the event log")?;
+        tokio::spawn(crate::events::run(
+            hub.db.clone(),
+            hub.events.clone(),
+            cursor,
+            shutdown.child_token(),
+        ));
+        tokio::spawn(
+            hub.metrics
+                .clone()
+                .count_events(hub.events.subscribe(), shutdown.child_token()),
+        );
         let node = if config.ipfs.enabled {
             let key = hub.signer.clone();
             Some(

@@ -394,6 +394,14 @@ impl Store {
                     }
                     added += u64::from(content::add_repo_object(tx, repo_id, &o.object_id)?);
                 }
+                if added > 0 {
+                    db::events::record(
+                        tx,
+                        repo_id,
+                        db::events::Kind::ObjectsStored,
+                        &added.to_string(),
+                    )?;
+                }
                 Ok::<_, Error>(added)
             })
             .await

@@ -425,7 +425,6 @@ async fn push(
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let body = msgpack_body(&st.hub, body).await?;
     let answer = st.hub.push(&repo, &body).await?;
-    st.hub.federation.pushed(repo.id);
     st.hub.metrics.push(started.elapsed());
     tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), took_ms = started.elapsed().as_millis() as u64, "push accepted");
     Ok(msgpack(StatusCode::OK, &answer))

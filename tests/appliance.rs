@@ -744,14 +744,23 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     // A hard reset (no shutdown at all), then the same checks.
     let boots = vm.boots();
     vm.monitor("system_reset");
-    // The guest must start again: a new kernel on the console within a few minutes.
-    let deadline = Instant::now() + Duration::from_secs(240);
+    // The guest must start again: a new kernel on the console. QEMU 7.2's OVMF under TCG
+    // with two vCPUs sometimes spins in the firmware after a reset and never loads the boot
+    // loader (seen here about once in six resets); another reset gets it going. Either way the
+    // guest's memory is gone and the disk is as the first reset left it.
+    let mut resets = 1;
+    let mut since = Instant::now();
     while vm.boots() == boots {
-        if Instant::now() > deadline {
-            panic!(
-                "qemu did not start the guest again after system_reset; {}",
+        if since.elapsed() > Duration::from_secs(120) {
+            assert!(
+                resets < 3,
+                "qemu did not start the guest again after {resets} system_resets; {}",
                 vm.post_mortem()
             );
+            eprintln!("no kernel 120 s after system_reset (OVMF hang under TCG): resetting again");
+            vm.monitor("system_reset");
+            resets += 1;
+            since = Instant::now();
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

@@ -292,3 +292,137 @@ async fn the_hub_fetches_from_a_helia_peer_and_musehub_get_saves_the_file() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a CID"));
 }
+
+/// Whether the hub's current IPNS record points to an index that lists `owner/slug`.
+async fn ipns_index_lists(hub: &crate::harness::TestHub, owner: &str, slug: &str) -> bool {
+    let n = node(hub);
+    let Ok((_, record)) = n.resolve_ipns(&n.peer_id()).await else {
+        return false;
+    };
+    let value = String::from_utf8_lossy(&record.value).into_owned();
+    let Some(cid) = value.strip_prefix("/ipfs/") else {
+        return false;
+    };
+    let (status, body) = hub.get(&format!("/ipfs/{cid}?format=raw"), None).await;
+    if !status.is_success() {
+        return false;
+    }
+    let index = musehub::dagcbor::decode(&body).expect("the index is DAG-CBOR");
+    let Some(musehub::dagcbor::Value::List(repos)) = index.get("repos") else {
+        return false;
+    };
+    repos.iter().any(|r| {
+        r.get("owner").and_then(|v| v.as_text()) == Some(owner)
+            && r.get("slug").and_then(|v| v.as_text()) == Some(slug)
+    })
+}
+
+/// Asks a Helia peer to find providers of `cid` (kad GET_PROVIDERS to the hub) until the hub
+/// is among them, and reads the hub's IPNS index until it lists `owner/slug`: both within
+/// 10 s of `since`, when the content landed.
+async fn announced_and_indexed(
+    hub: &crate::harness::TestHub,
+    cid: &cid::Cid,
+    owner: &str,
+    slug: &str,
+    since: std::time::Instant,
+) {
+    let addr = addrs(hub).await[0].to_string();
+    let peer = node(hub).peer_id().to_string();
+    let limit = Duration::from_secs(10);
+    loop {
+        let out = helia(&[
+            "fetch",
+            "--peer",
+            &addr,
+            "--find-providers",
+            &cid.to_string(),
+            "--timeout-ms",
+            "8000",
+        ])
+        .await;
+        let found = out.iter().any(|l| {
+            l["providers"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x == peer.as_str()))
+        });
+        if found {
+            break;
+        }
+        assert!(
+            since.elapsed() < limit,
+            "{owner}/{slug}: {cid} not announced within {limit:?}: {out:?}"
+        );
+    }
+    eprintln!(
+        "{owner}/{slug}: provider record found {:?} after",
+        since.elapsed()
+    );
+    while !ipns_index_lists(hub, owner, slug).await {
+        assert!(
+            since.elapsed() < limit,
+            "{owner}/{slug} not in the IPNS index within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "{owner}/{slug}: in the IPNS index {:?} after",
+        since.elapsed()
+    );
+}
+
+/// Content that comes in without an HTTP push (a `musehub car import` run beside the serving
+/// hub, in another process, and a federation replica) is announced to the DHT and listed in
+/// the hub's IPNS index within seconds: hub events from the event log, not the 10-minute
+/// rescan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_and_replicated_content_is_announced_and_indexed_within_seconds() {
+    use crate::harness::{TestHub, musehub, noise};
+    let origin = TestHub::spawn().await;
+    let (verse, chorus) = (noise(11, 300_000), noise(12, 300_000));
+    push_files(&origin, "alice/verse", false, &[("verse.wav", &verse)]).await;
+    push_files(&origin, "bob/chorus", false, &[("chorus.wav", &chorus)]).await;
+
+    let hub = ipfs_hub(&[]).await;
+    // The first IPNS record (made at start) is out of the way: what follows is due to events.
+    crate::harness::eventually("the first IPNS record", async || {
+        node(&hub).own_ipns_record().is_some()
+    })
+    .await;
+
+    // 1. `musehub car import`, a process of its own next to the running hub.
+    let (status, car) = origin
+        .get("/alice/verse/commits/main/car?history=full", None)
+        .await;
+    assert!(status.is_success());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("verse.car");
+    std::fs::write(&path, &car).expect("write");
+    musehub(hub.data_dir(), &["user", "add", "alice"]).ok();
+    musehub(
+        hub.data_dir(),
+        &["car", "import", path.to_str().expect("utf-8")],
+    )
+    .ok();
+    let imported = std::time::Instant::now();
+    announced_and_indexed(&hub, &object_cid(&verse), "alice", "verse", imported).await;
+
+    // 2. A federation replica of bob's repos on the origin.
+    musehub::federation::add_peer(
+        hub.server.hub(),
+        &origin.server.url(),
+        musehub::db::peers::Policy::Owner("bob".into()),
+        "manual",
+    )
+    .await
+    .expect("add peer");
+    let want = origin.heads("bob/chorus", None).await;
+    let mut replicated = std::time::Instant::now();
+    crate::harness::eventually("the replica of bob/chorus", async || {
+        let (s, _) = hub.get("/bob/chorus/refs", None).await;
+        replicated = std::time::Instant::now();
+        s.is_success() && hub.heads("bob/chorus", None).await == want
+    })
+    .await;
+    announced_and_indexed(&hub, &object_cid(&chorus), "bob", "chorus", replicated).await;
+}

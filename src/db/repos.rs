@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::events::{self, Kind};
 use super::{Result, now};
 use crate::cids::Id;
 
@@ -106,10 +107,13 @@ pub fn list(conn: &Connection, owner: Option<&str>) -> Result<Vec<Repo>> {
 }
 
 pub fn set_visibility(conn: &Connection, repo_id: i64, visibility: Visibility) -> Result<()> {
-    conn.execute(
-        "UPDATE repos SET visibility = ?2 WHERE id = ?1",
+    let changed = conn.execute(
+        "UPDATE repos SET visibility = ?2 WHERE id = ?1 AND visibility <> ?2",
         params![repo_id, visibility.as_str()],
     )?;
+    if changed == 1 {
+        events::record(conn, repo_id, Kind::VisibilityChanged, visibility.as_str())?;
+    }
     Ok(())
 }
 
@@ -160,7 +164,7 @@ pub fn set_branch(conn: &Connection, repo_id: i64, name: &str, head: &Id) -> Res
          ON CONFLICT (repo_id, name) DO UPDATE SET head = excluded.head, updated_at = excluded.updated_at",
         params![repo_id, name, &head.0[..], now()],
     )?;
-    Ok(())
+    events::record(conn, repo_id, Kind::BranchMoved, name)
 }
 
 /// A stored release.
@@ -186,6 +190,9 @@ pub fn add_release(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (repo_id, tag) DO NOTHING",
         params![rel.uuid, repo_id, rel.tag, rel.channel, rel.is_draft, commit_id, rel.record, now()],
     )?;
+    if n == 1 {
+        events::record(conn, repo_id, Kind::ReleaseCreated, &rel.tag)?;
+    }
     Ok(n == 1)
 }
 
@@ -215,10 +222,14 @@ pub fn releases(
 
 /// Deletes a release label; false when there was none.
 pub fn delete_release(conn: &Connection, repo_id: i64, tag: &str) -> Result<bool> {
-    Ok(conn.execute(
+    let deleted = conn.execute(
         "DELETE FROM releases WHERE repo_id = ?1 AND tag = ?2",
         params![repo_id, tag],
-    )? == 1)
+    )? == 1;
+    if deleted {
+        events::record(conn, repo_id, Kind::ReleaseDeleted, tag)?;
+    }
+    Ok(deleted)
 }
 
 /// Inserts or refreshes a wire tag (keyed by label).
@@ -280,10 +291,13 @@ pub fn set_origin(conn: &Connection, repo_id: i64, origin: Option<&str>) -> Resu
 
 /// Removes a branch (a replica follows its origin's deletions).
 pub fn delete_branch(conn: &Connection, repo_id: i64, name: &str) -> Result<()> {
-    conn.execute(
+    let deleted = conn.execute(
         "DELETE FROM branches WHERE repo_id = ?1 AND name = ?2",
         params![repo_id, name],
     )?;
+    if deleted == 1 {
+        events::record(conn, repo_id, Kind::BranchDeleted, name)?;
+    }
     Ok(())
 }
 

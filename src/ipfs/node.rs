@@ -45,11 +45,12 @@ const PROVIDES_IN_FLIGHT: usize = 4;
 /// A provide that reached no peer (offline, empty routing table) is retried after this.
 const PROVIDE_RETRY: Duration = Duration::from_secs(300);
 
-/// How often the node looks for new public content to announce and wants to answer.
+/// How often the node acts on hub events (one scan for a burst of them), retries provides
+/// and refreshes its status.
 const CONTENT_POLL: Duration = Duration::from_secs(2);
 
-/// Every so often the whole list of public roots is compared with what was announced
-/// (catches visibility changes made by `musehub repo set-visibility` in another process).
+/// Every so often the whole list of public roots is compared with what was announced even
+/// without events: a safety net (events cover pushes, imports, replication, visibility).
 const FULL_RESCAN: Duration = Duration::from_secs(600);
 
 #[derive(NetworkBehaviour)]
@@ -242,7 +243,8 @@ impl Node {
             retry: Vec::new(),
             find_providers: HashMap::new(),
             get_records: HashMap::new(),
-            seen_objects: u64::MAX,
+            events: node.inner.hub.events.subscribe(),
+            content_changed: true,
             last_rescan: tokio::time::Instant::now(),
         };
         tokio::spawn(event_loop.run(shutdown));
@@ -459,7 +461,10 @@ struct EventLoop {
     retry: Vec<(tokio::time::Instant, Cid)>,
     find_providers: HashMap<kad::QueryId, Pending<PeerId>>,
     get_records: HashMap<kad::QueryId, Pending<Vec<u8>>>,
-    seen_objects: u64,
+    /// Hub events: new content to announce, wants that may now be answered.
+    events: crate::events::Subscription,
+    /// Content changed since the last scan of public roots (true at start).
+    content_changed: bool,
     last_rescan: tokio::time::Instant,
 }
 
@@ -483,12 +488,16 @@ impl EventLoop {
                     scanning = false;
                     self.enqueue(roots);
                 }
+                Some(_) = self.events.next() => {
+                    // Any change to a repo (content, branches, visibility) may change what
+                    // is public; the scan below runs at the next tick, so a burst of events
+                    // costs one scan.
+                    self.content_changed = true;
+                }
                 _ = tick.tick() => {
-                    let stored = self.node.inner.hub.metrics.objects_stored.get()
-                        + self.node.inner.hub.metrics.pushes.get();
                     let rescan = self.last_rescan.elapsed() >= FULL_RESCAN;
-                    if (stored != self.seen_objects || rescan) && !scanning {
-                        self.seen_objects = stored;
+                    if (self.content_changed || rescan) && !scanning {
+                        self.content_changed = false;
                         self.last_rescan = tokio::time::Instant::now();
                         scanning = true;
                         let node = self.node.clone();

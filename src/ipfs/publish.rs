@@ -1,7 +1,8 @@
 //! The hub's IPNS name: a signed record (V2 with the V1 compatibility fields) under the node
 //! key, pointing to a DAG-CBOR index of the hub's public repos and branch heads, its URLs and
-//! listen addresses. Published at start, after pushes (at most every
-//! [`MIN_REPUBLISH_GAP`]) and every [`REPUBLISH`], valid for [`VALIDITY`].
+//! listen addresses. Published at start, after any change to what it lists (hub events:
+//! pushes, imports, replication, releases, visibility; at most every [`MIN_REPUBLISH_GAP`])
+//! and every [`REPUBLISH`], valid for [`VALIDITY`].
 //!
 //! The index (one block, `musehub-index` version 1):
 //!
@@ -33,8 +34,8 @@ pub const REPUBLISH: Duration = Duration::from_secs(4 * 3600);
 pub const VALIDITY: Duration = Duration::from_secs(48 * 3600);
 /// The record's cache hint: short, because a push changes the index.
 pub const TTL: Duration = Duration::from_secs(300);
-/// Pushes republish the index at most this often.
-pub const MIN_REPUBLISH_GAP: Duration = Duration::from_secs(30);
+/// Changes republish the index at most this often (each publish is one DHT put).
+pub const MIN_REPUBLISH_GAP: Duration = Duration::from_secs(5);
 /// The index must stay one block under the 1 MiB we create.
 const MAX_INDEX: usize = 1024 * 1024;
 
@@ -45,20 +46,20 @@ pub(crate) async fn run(node: Node) {
         return;
     };
     let shutdown = node.inner.shutdown.clone();
+    let mut events = node.inner.hub.events.subscribe();
     // Let the swarm listen first so the index carries its addresses.
     tokio::select! {
         _ = shutdown.cancelled() => return,
         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
     }
-    let mut seen = u64::MAX;
-    let mut last = tokio::time::Instant::now() - REPUBLISH;
+    let mut changed = true;
+    // When the last publish was (none yet: publish now).
+    let mut last: Option<tokio::time::Instant> = None;
     loop {
-        let pushes = node.inner.hub.metrics.pushes.get();
-        let due =
-            last.elapsed() >= REPUBLISH || (pushes != seen && last.elapsed() >= MIN_REPUBLISH_GAP);
-        if due {
-            seen = pushes;
-            last = tokio::time::Instant::now();
+        let since = last.map_or(Duration::MAX, |l| l.elapsed());
+        if since >= REPUBLISH || (changed && since >= MIN_REPUBLISH_GAP) {
+            changed = false;
+            last = Some(tokio::time::Instant::now());
             match publish_once(&node, &dir).await {
                 Ok(cid) => {
                     tracing::info!(target: "musehub::ipfs", name = %ipns::name_to_string(&node.peer_id()), index = %cid, "published the hub's IPNS record")
@@ -68,9 +69,20 @@ pub(crate) async fn run(node: Node) {
                 }
             }
         }
+        // Sleep until the next publish is due, waking early for a change.
+        let since = last.map_or(Duration::MAX, |l| l.elapsed());
+        let wait = if changed {
+            MIN_REPUBLISH_GAP.saturating_sub(since)
+        } else {
+            REPUBLISH.saturating_sub(since)
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            event = events.next(), if !changed => match event {
+                Some(e) => changed = e.changes_listing(),
+                None => return,
+            },
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
