@@ -476,19 +476,13 @@ fn json_bytes(v: &serde_json::Value) -> Vec<u8> {
     out
 }
 
-/// Writes `data` to `path` through a temp file and a rename.
+/// Writes a `.muse/` file (creating its directory) through a temp file and a rename
+/// ([`crate::fsutil::write_atomic_unsynced`]: a clone cut short is simply run again).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().expect("paths under .muse have a parent");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    crate::fsutil::write_atomic_unsynced(path, data, 0o644)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn object_path(muse: &Path, oid: &Id) -> PathBuf {

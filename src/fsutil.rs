@@ -7,33 +7,81 @@ use std::path::Path;
 /// Replaces `path` with `data` so that a crash leaves the old file or the new one, never a
 /// mix: a uniquely named temp file beside it (safe under two writers), written with `mode`,
 /// synced, renamed over `path`, then the directory synced so the rename itself is durable.
+/// The one way the hub writes a whole file (keys, certificates, settings, reports).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path
-        .parent()
+    let tmp = write_temp(path, data, mode, true)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(parent(path))
+}
+
+/// [`write_atomic`] without the syncs, for many files written in one go and not needed
+/// after a crash (a clone's `.muse/` records: a clone cut short is run again). Never leaves a
+/// torn file; after a crash a file may be the old one or missing.
+pub fn write_atomic_unsynced(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = write_temp(path, data, mode, false)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Creates `path` with `data`, failing with [`std::io::ErrorKind::AlreadyExists`] if it
+/// exists: a synced temp file hard-linked into place (never a half-written file under the
+/// name, and never replacing one another writer made first), then the directory synced.
+/// For files that must never change once made (the CA's key).
+pub fn write_new(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = write_temp(path, data, mode, true)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
+        // A file system without hard links (FAT): an exclusive create, synced.
+        Err(_) => create(path, data, mode, true)?,
+    }
+    sync_dir(parent(path))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// A new uniquely named file beside `path` holding `data`.
+fn write_temp(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    sync: bool,
+) -> std::io::Result<std::path::PathBuf> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tag = hex::encode(crate::auth::random_bytes::<6>());
-    let tmp = dir.join(format!(".{name}.{tag}.tmp"));
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
+    let tmp = parent(path).join(format!(".{name}.{tag}.tmp"));
+    if let Err(e) = create(&tmp, data, mode, sync) {
         let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    written?;
-    sync_dir(dir)
+    Ok(tmp)
+}
+
+/// Creates `path`, which must not exist, with `mode`, and writes `data`.
+fn create(path: &Path, data: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(data)?;
+    if sync {
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Makes the entries of `dir` (new names, renames, deletions) durable.
@@ -94,6 +142,22 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn write_new_never_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ca.key");
+        write_new(&p, b"first", 0o600).unwrap();
+        let again = write_new(&p, b"second", 0o600).unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        write_atomic_unsynced(&dir.path().join("x.json"), b"{}", 0o644).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

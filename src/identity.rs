@@ -115,13 +115,7 @@ pub fn write_key_file(path: &Path, key: &ed25519::Keypair, replace: bool) -> Res
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    write_private(path, to_pem(key).as_bytes()).map_err(io)
-}
-
-/// Replaces `path` with `data`, readable only by its owner (0600), so that a crash leaves
-/// the old file or the new one ([`crate::fsutil::write_atomic`]).
-pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    crate::fsutil::write_atomic(path, data, 0o600)
+    crate::fsutil::write_atomic(path, to_pem(key).as_bytes(), 0o600).map_err(io)
 }
 
 /// Where the signed key bundle of a key file is kept: beside it, as `<name>.bundle`.

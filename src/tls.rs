@@ -29,12 +29,11 @@
 //! [`axum::Router`] handed to [`serve`]. All crypto uses the `ring` provider
 //! explicitly; nothing here installs a process-wide default provider.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ConnectInfo;
@@ -69,8 +68,6 @@ const SERVER_VALIDITY: Duration = Duration::from_secs(825 * 24 * 3600);
 const BACKDATE: Duration = Duration::from_secs(24 * 3600);
 /// The name every hub certificate covers, for mDNS setups.
 const HUB_NAME: &str = "musehub.local";
-/// OID 2.5.4.3 (commonName), DER-encoded.
-const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 
 /// Errors from creating, loading or serving the hub's TLS material.
 #[derive(Debug, thiserror::Error)]
@@ -191,11 +188,6 @@ impl TlsPaths {
             .iter()
             .all(|p| p.is_file())
     }
-
-    /// The directory holding the server files (normally `data_dir/tls`).
-    fn dir(&self) -> &Path {
-        self.cert.parent().unwrap_or(Path::new("."))
-    }
 }
 
 /// Creates the CA if it is missing (an existing CA is never overwritten) and a
@@ -262,12 +254,11 @@ pub fn ensure_certificates(paths: &TlsPaths, extra_names: &[String]) -> Result<V
     params.use_authority_key_identifier_extension = true;
 
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.signed_by(&key, &Issuer::new(ca.params, ca.key))?;
+    let cert = params.signed_by(&key, &ca.issuer)?;
     check_chain(paths, cert.der(), ca.der)?;
 
     write_replacing(&paths.key, key.serialize_pem().as_bytes(), 0o600)?;
     write_replacing(&paths.cert, cert.pem().as_bytes(), 0o644)?;
-    sync_dir(paths.dir());
     info!(
         cert = %paths.cert.display(),
         names = sans.len(),
@@ -662,9 +653,8 @@ fn distinguished_name(common_name: String) -> DistinguishedName {
 
 /// The hub's CA, ready to sign.
 struct Ca {
-    /// Signing parameters; their subject matches the certificate's.
-    params: CertificateParams,
-    key: KeyPair,
+    /// What signs server certificates: the key, and the CA's subject and key usages.
+    issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
 }
 
@@ -708,20 +698,15 @@ fn create_ca(paths: &TlsPaths, host: Option<&str>) -> Result<Ca, Error> {
     let cert = params.self_signed(&key)?;
     write_new(&paths.ca_key, key.serialize_pem().as_bytes(), 0o600)?;
     write_new(&paths.ca_cert, cert.pem().as_bytes(), 0o644)?;
-    if let Some(dir) = paths.ca_cert.parent() {
-        sync_dir(dir);
-    }
     info!(ca = %paths.ca_cert.display(), "created hub CA");
     Ok(Ca {
         der: cert.der().clone(),
-        params,
-        key,
+        issuer: Issuer::new(params, key),
     })
 }
 
-/// Loads an existing CA: its key, and signing parameters whose subject matches
-/// the certificate's (rcgen cannot parse certificates, so the common name is
-/// read from the DER here; [`check_chain`] catches any mismatch).
+/// Loads an existing CA: its key, and its subject and key usages read from `ca.crt`
+/// (`x509-parser`, through rcgen); [`check_chain`] catches a key that does not match.
 fn load_ca(paths: &TlsPaths) -> Result<Ca, Error> {
     let unusable = |reason: String| unusable_ca(paths, reason);
     let key_pem = read_file(&paths.ca_key)?;
@@ -732,13 +717,9 @@ fn load_ca(paths: &TlsPaths) -> Result<Ca, Error> {
         .into_iter()
         .next()
         .ok_or_else(|| unusable("ca.crt holds no certificate".into()))?;
-    let common_name = subject_common_name(&cert)
-        .ok_or_else(|| unusable("ca.crt has no readable common name".into()))?;
-    Ok(Ca {
-        params: ca_params(common_name),
-        key,
-        der: cert,
-    })
+    let issuer = Issuer::from_ca_cert_der(&cert, key)
+        .map_err(|e| unusable(format!("ca.crt cannot be read: {e}")))?;
+    Ok(Ca { issuer, der: cert })
 }
 
 /// Verifies that `leaf` chains to `ca` for [`HUB_NAME`] right now.
@@ -766,73 +747,6 @@ fn check_chain(
             ))
         })?;
     Ok(())
-}
-
-/// Splits one DER element off `input`: (tag, contents, rest).
-fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let (bytes, after) = rest.split_at(n);
-        rest = after;
-        bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (contents, rest) = rest.split_at(len);
-    Some((tag, contents, rest))
-}
-
-/// The UTF8String common name in a certificate's subject, if any.
-fn subject_common_name(cert: &[u8]) -> Option<String> {
-    const SEQUENCE: u8 = 0x30;
-    const SET: u8 = 0x31;
-    let (SEQUENCE, cert, _) = der_next(cert)? else {
-        return None;
-    };
-    let (SEQUENCE, tbs, _) = der_next(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    // Optional explicit version [0].
-    if let Some((0xa0, _, after)) = der_next(rest) {
-        rest = after;
-    }
-    // serialNumber, signature, issuer, validity.
-    for _ in 0..4 {
-        rest = der_next(rest)?.2;
-    }
-    let (SEQUENCE, mut rdns, _) = der_next(rest)? else {
-        return None;
-    };
-    while let Some((tag, set, after)) = der_next(rdns) {
-        rdns = after;
-        if tag != SET {
-            return None;
-        }
-        let mut atvs = set;
-        while let Some((SEQUENCE, atv, after)) = der_next(atvs) {
-            atvs = after;
-            let (0x06, oid, value) = der_next(atv)? else {
-                return None;
-            };
-            if oid == OID_COMMON_NAME
-                && let Some((0x0c, name, _)) = der_next(value)
-            {
-                return String::from_utf8(name.to_vec()).ok();
-            }
-        }
-    }
-    None
 }
 
 // ---------------------------------------------------------------------------
@@ -910,89 +824,23 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes `contents` to a fresh temporary file next to `path`, created with
-/// `mode` (so a key is never readable by others, even briefly), and synced.
-fn write_temp(path: &Path, contents: &[u8], mode: u32) -> Result<PathBuf, Error> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = create_file(&tmp, contents, mode);
-    if let Err(source) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::Io {
-            action: "write",
-            path: tmp,
-            source,
-        });
-    }
-    Ok(tmp)
-}
-
-/// Creates `path` (which must not exist) with `mode` and writes `contents`.
-fn create_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
-}
-
-/// Atomically replaces `path` with `contents` (temporary file + rename).
+/// Atomically replaces `path` with `contents` ([`crate::fsutil::write_atomic`]).
 fn write_replacing(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let tmp = write_temp(path, contents, mode)?;
-    fs::rename(&tmp, path).map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        Error::Io {
-            action: "replace",
-            path: path.to_owned(),
-            source,
-        }
-    })
-}
-
-/// Atomically creates `path` with `contents`, failing if it already exists
-/// (temporary file + hard link; on file systems without hard links, a direct
-/// exclusive create).
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let tmp = write_temp(path, contents, mode)?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    let result = match linked {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => create_file(path, contents, mode),
-    };
-    result.map_err(|source| Error::Io {
-        action: "create",
+    crate::fsutil::write_atomic(path, contents, mode).map_err(|source| Error::Io {
+        action: "replace",
         path: path.to_owned(),
         source,
     })
 }
 
-/// Best-effort fsync of a directory so renames survive a power cut (a Pi's
-/// usual way of shutting down).
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
-        debug!(dir = %dir.display(), error = %e, "cannot sync directory");
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
+/// Atomically creates `path` with `contents`, failing if it already exists
+/// ([`crate::fsutil::write_new`]).
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    crate::fsutil::write_new(path, contents, mode).map_err(|source| Error::Io {
+        action: "create",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -1101,16 +949,22 @@ mod tests {
     }
 
     #[test]
-    fn reads_common_name_back() {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let cert = ca_params("musehub local CA (pi)".into())
-            .self_signed(&key)
-            .unwrap();
-        assert_eq!(
-            subject_common_name(cert.der()).as_deref(),
-            Some("musehub local CA (pi)")
-        );
-        assert_eq!(subject_common_name(&[0x30, 0x05, 0x01]), None);
+    fn a_loaded_ca_signs_with_the_subject_it_was_made_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = TlsPaths::in_dir(dir.path());
+        ensure_certificates(&paths, &[]).unwrap();
+        let made = fs::read(&paths.ca_cert).unwrap();
+        let ca = load_ca(&paths).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&ca.der).unwrap();
+        let subject = parsed.subject().to_string();
+        assert!(subject.contains("musehub local CA"), "{subject}");
+        // A server certificate issued from the loaded CA names it as its issuer.
+        fs::remove_file(&paths.cert).unwrap();
+        ensure_certificates(&paths, &[]).unwrap();
+        let leaf = read_certs(&paths.cert).unwrap().remove(0);
+        let (_, leaf) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        assert_eq!(leaf.issuer().to_string(), subject);
+        assert_eq!(fs::read(&paths.ca_cert).unwrap(), made, "the CA is kept");
     }
 
     async fn get(client: &reqwest::Client, url: &str) -> reqwest::Result<String> {

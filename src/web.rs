@@ -28,6 +28,7 @@ pub mod count;
 pub mod federation;
 pub mod gateway;
 pub mod identity;
+pub(crate) mod range;
 pub mod ui;
 
 use identity::Who;

@@ -208,7 +208,7 @@ pub(super) fn rotate(
             let _ = std::fs::rename(key::bundle_path(&path), kept.with_extension(format!("bundle.replaced-{}", rec.nonce)));
         }
         std::fs::rename(&next_path, &path).with_context(|| format!("installing the new key at {}", path.display()))?;
-        crate::clone::write_atomic(&key::bundle_path(&path), &block.data)?;
+        crate::fsutil::write_atomic(&key::bundle_path(&path), &block.data, 0o644)?;
         println!("Rotated (transaction {tx}). The new key is in {}.", path.display());
         println!("Run `musehub login <hub> --user {handle}` again on every hub: tokens of the old key no longer work.");
         Ok(())

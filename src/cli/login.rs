@@ -228,7 +228,7 @@ pub(crate) fn store_token(muse_dir: &Path, host_key: &str, name: &str, token: &s
             ),
         }
     }
-    identity::write_private(&path, text.as_bytes())
+    crate::fsutil::write_atomic(&path, text.as_bytes(), 0o600)
         .with_context(|| format!("writing {}", path.display()))?;
     drop(lock);
     Ok(())

@@ -148,32 +148,12 @@ pub fn load_or_create_key(path: &Path) -> Result<identity::Keypair> {
             let bytes = key
                 .to_protobuf_encoding()
                 .context("encoding the new node key")?;
-            write_private(path, &bytes)
+            crate::fsutil::write_atomic(path, &bytes, 0o600)
                 .with_context(|| format!("writing the node key {}", path.display()))?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("reading the node key {}", path.display())),
     }
-}
-
-/// Writes a file readable only by its owner, atomically (temp file, fsync, rename).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 impl Node {

@@ -256,7 +256,7 @@ fn next_sequence(data_dir: &Path) -> Result<u64> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let next = last + 1;
-    crate::ipfs::node::write_private(&path, next.to_string().as_bytes())
+    crate::fsutil::write_atomic(&path, next.to_string().as_bytes(), 0o600)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(next)
 }

@@ -46,7 +46,7 @@ use cid::Cid;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::ui::media::{Wanted, header_value, if_range_holds, none_match, wanted};
+use super::range::{self, header_value, none_match};
 use super::{AppState, Error, Result};
 use crate::car;
 use crate::cids::{DAG_CBOR, DAG_PB, RAW};
@@ -466,18 +466,6 @@ impl Req<'_> {
         res
     }
 
-    /// What `Range` (and `If-Range`) ask of `size` bytes under `etag`.
-    fn wanted(&self, etag: &str, size: u64) -> Wanted {
-        if !if_range_holds(self.headers, etag) {
-            return Wanted::Whole;
-        }
-        let range = self
-            .headers
-            .get(header::RANGE)
-            .map(|v| v.to_str().unwrap_or(""));
-        wanted(range, size)
-    }
-
     /// `?format=raw`: the block itself, with Range.
     async fn raw(&self) -> Result<Response> {
         let block = self.root().await?;
@@ -485,8 +473,8 @@ impl Req<'_> {
         if none_match(self.headers, &etag) {
             return Ok(self.not_modified(&etag));
         }
-        let want = self.wanted(&etag, block.len() as u64);
-        let mut res = ranged(block.len() as u64, want, |s, e| {
+        let want = range::requested(self.headers, &etag, block.len() as u64);
+        let mut res = range::answer(block.len() as u64, want, |s, e| {
             Body::from(block.slice(s as usize..e as usize + 1))
         });
         self.common(&mut res, &etag);
@@ -521,8 +509,8 @@ impl Req<'_> {
                 if none_match(self.headers, &etag) {
                     return Ok(self.not_modified(&etag));
                 }
-                let want = self.wanted(&etag, block.len() as u64);
-                ranged(block.len() as u64, want, |s, e| {
+                let want = range::requested(self.headers, &etag, block.len() as u64);
+                range::answer(block.len() as u64, want, |s, e| {
                     Body::from(block.slice(s as usize..e as usize + 1))
                 })
             }
@@ -536,7 +524,7 @@ impl Req<'_> {
                     return Ok(self.not_modified(&etag));
                 }
                 let size = node.filesize;
-                let want = self.wanted(&etag, size);
+                let want = range::requested(self.headers, &etag, size);
                 let store = self.hub.store.clone();
                 let row = ObjectRow {
                     size,
@@ -544,7 +532,7 @@ impl Req<'_> {
                 };
                 // The tree's blocks are public with its root: every tree holding a node holds
                 // the node's whole subtree, and each is listed in `object_blocks`.
-                ranged(size, want, move |s, e| {
+                range::answer(size, want, move |s, e| {
                     Body::from_stream(store.object_range_stream(digest, row, s, e))
                 })
             }
@@ -610,45 +598,6 @@ impl Req<'_> {
         );
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
         Ok(res)
-    }
-}
-
-/// A 200, 206 or 416 answer for `size` bytes; `body(start, end_inclusive)` gives the bytes.
-fn ranged(size: u64, want: Wanted, body: impl FnOnce(u64, u64) -> Body) -> Response {
-    match want {
-        Wanted::Whole => {
-            let mut res = Response::new(if size == 0 {
-                Body::empty()
-            } else {
-                body(0, size - 1)
-            });
-            res.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            res
-        }
-        Wanted::Part(start, end) => {
-            let mut res = Response::new(body(start, end));
-            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-            let h = res.headers_mut();
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-            h.insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes {start}-{end}/{size}")),
-            );
-            res
-        }
-        Wanted::Unsatisfiable => {
-            let mut res = Error::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                format!("that range is not inside these {size} bytes"),
-            )
-            .into_response();
-            res.headers_mut().insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes */{size}")),
-            );
-            res
-        }
     }
 }
 

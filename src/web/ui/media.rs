@@ -20,6 +20,7 @@ use crate::cids::Id;
 use crate::db::content::{self, ObjectRow};
 use crate::db::repos::{self, Repo, Visibility};
 use crate::web::AppState;
+use crate::web::range::{self, header_value, none_match};
 use crate::wire::{self, Fields};
 
 /// Largest MIDI file drawn as a piano roll.
@@ -239,101 +240,6 @@ fn disposition(path: &str, inline: bool) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-/// Whether `If-None-Match` names this entity tag (weak comparison, as RFC 9110 §13.1.2 says).
-pub(crate) fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    let Some(v) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let ours = etag.trim_start_matches("W/");
-    v.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.trim_start_matches("W/") == ours)
-}
-
-/// What a `Range` header asks of an object of `size` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wanted {
-    /// No range (or one this hub ignores, such as several ranges): the whole object.
-    Whole,
-    /// `start..=end`, within the object.
-    Part(u64, u64),
-    /// Malformed or outside the object: 416.
-    Unsatisfiable,
-}
-
-/// Reads a `Range` header (RFC 9110 §14.2). One `bytes` range is honoured; several are
-/// answered with the whole object (which the RFC allows), and other units are ignored.
-pub(crate) fn wanted(range: Option<&str>, size: u64) -> Wanted {
-    let Some(range) = range else {
-        return Wanted::Whole;
-    };
-    let Some((unit, set)) = range.trim().split_once('=') else {
-        return Wanted::Unsatisfiable;
-    };
-    if !unit.trim().eq_ignore_ascii_case("bytes") {
-        return Wanted::Whole;
-    }
-    let specs: Vec<&str> = set
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let [spec] = specs.as_slice() else {
-        return if specs.is_empty() {
-            Wanted::Unsatisfiable
-        } else {
-            Wanted::Whole
-        };
-    };
-    let Some((a, b)) = spec.split_once('-') else {
-        return Wanted::Unsatisfiable;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let num = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    if size == 0 {
-        return Wanted::Unsatisfiable;
-    }
-    let last = size - 1;
-    match (a.is_empty(), b.is_empty()) {
-        // `bytes=-n`: the last n bytes.
-        (true, false) => match num(b) {
-            Some(0) | None => Wanted::Unsatisfiable,
-            Some(n) => Wanted::Part(size.saturating_sub(n), last),
-        },
-        // `bytes=a-`.
-        (false, true) => match num(a) {
-            Some(start) if start <= last => Wanted::Part(start, last),
-            _ => Wanted::Unsatisfiable,
-        },
-        // `bytes=a-b`.
-        (false, false) => match (num(a), num(b)) {
-            (Some(start), Some(end)) if start <= end && start <= last => {
-                Wanted::Part(start, end.min(last))
-            }
-            _ => Wanted::Unsatisfiable,
-        },
-        (true, true) => Wanted::Unsatisfiable,
-    }
-}
-
-/// Whether `If-Range` (when sent) still names this object, so the range applies.
-pub(crate) fn if_range_holds(headers: &HeaderMap, etag: &str) -> bool {
-    match headers.get(header::IF_RANGE).map(|v| v.to_str()) {
-        None => true,
-        // A strong comparison; dates never match (there is no Last-Modified).
-        Some(Ok(v)) => v.trim() == etag,
-        Some(Err(_)) => false,
-    }
-}
-
 /// Caching for an answer: forever for a commit of a public repo; revalidated with the ETag
 /// for a branch (it moves); never shared for a private repo.
 fn cache_control(repo: &Repo, pinned: bool) -> HeaderValue {
@@ -342,10 +248,6 @@ fn cache_control(repo: &Repo, pinned: bool) -> HeaderValue {
         (Visibility::Public, true) => "public, max-age=31536000, immutable",
         (Visibility::Public, false) => "public, max-age=0, must-revalidate",
     })
-}
-
-pub(crate) fn header_value(v: &str) -> HeaderValue {
-    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// `GET /{owner}/{slug}/raw/{rev}/{path}`: the file's bytes, streamed, with Range.
@@ -362,52 +264,31 @@ pub async fn raw(
     let mut res = if none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let range = headers.get(header::RANGE).map(|v| v.to_str().unwrap_or(""));
-        let want = if if_range_holds(&headers, &etag) {
-            wanted(range, size)
-        } else {
-            Wanted::Whole
-        };
-        match want {
-            Wanted::Whole => {
-                let body = Body::from_stream(st.hub.store.object_stream(oid, row));
-                let mut res = Response::new(body);
-                res.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-                res
-            }
-            Wanted::Part(start, end) => {
-                let stream = st.hub.store.object_range_stream(oid, row, start, end);
-                let mut res = Response::new(Body::from_stream(stream));
-                *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-                let h = res.headers_mut();
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-                h.insert(
-                    header::CONTENT_RANGE,
-                    header_value(&format!("bytes {start}-{end}/{size}")),
-                );
-                res
-            }
-            Wanted::Unsatisfiable => {
-                let mut res = (
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    format!("That range is not inside this {size}-byte file.\n"),
-                )
-                    .into_response();
-                res.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    header_value(&format!("bytes */{size}")),
-                );
-                let h = res.headers_mut();
-                h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-                h.insert(
-                    "x-content-type-options",
-                    HeaderValue::from_static("nosniff"),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                return Ok(res);
-            }
+        let want = range::requested(&headers, &etag, size);
+        let store = st.hub.store.clone();
+        let res = range::answer(size, want, |start, end| {
+            Body::from_stream(store.object_range_stream(oid, row, start, end))
+        });
+        if res.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+            let mut res = (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("That range is not inside this {size}-byte file.\n"),
+            )
+                .into_response();
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_RANGE,
+                range::header_value(&format!("bytes */{size}")),
+            );
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return Ok(res);
         }
+        res
     };
     let modified = res.status() != StatusCode::NOT_MODIFIED;
     let h = res.headers_mut();
