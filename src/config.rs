@@ -185,7 +185,7 @@ impl FederationConfig {
             .join
             .unwrap_or_default()
             .iter()
-            .map(|u| crate::federation::normalize_url(u).context("federation.join"))
+            .map(|u| normalize_url(u).context("federation.join"))
             .collect::<Result<Vec<_>>>()?;
         if let Some(n) = &raw.lan_name {
             let ok = (1..=63).contains(&n.len())
@@ -754,6 +754,20 @@ fn parse_bool(name: &str, v: &str) -> Result<bool> {
         "0" | "false" | "no" | "" => false,
         _ => bail!("{name} must be true or false, not {v:?}"),
     })
+}
+
+/// Normalises a hub's URL (a peer, a `join` entry): http(s), no trailing slash, no path.
+/// Here, with the settings that use it, so `config` needs nothing of `federation`.
+pub fn normalize_url(url: &str) -> Result<String> {
+    let u = reqwest::Url::parse(url.trim())
+        .with_context(|| format!("{url:?} is not a hub address like https://hub.example:8443"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        bail!("{url:?} must be an http:// or https:// address of a hub");
+    }
+    if u.path() != "/" && !u.path().is_empty() {
+        bail!("{url:?}: give the hub's address without a path (follow one repo with --repo)");
+    }
+    Ok(u.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]

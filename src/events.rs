@@ -164,6 +164,14 @@ impl Subscription {
             Err(broadcast::error::RecvError::Closed) => None,
         }
     }
+
+    /// [`Subscription::next`], or `None` as soon as `stop` is cancelled.
+    pub async fn next_until(&mut self, stop: &CancellationToken) -> Option<Event> {
+        tokio::select! {
+            _ = stop.cancelled() => None,
+            e = self.next() => e,
+        }
+    }
 }
 
 /// Where the log was when the hub started: events after it are broadcast by [`run`].

@@ -16,12 +16,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+
+pub mod shared;
+pub use crate::config::normalize_url;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+pub use shared::{LanHub, Shared};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -78,71 +81,6 @@ pub struct Subscription {
     pub scope: String,
 }
 
-/// A hub seen on the LAN by mDNS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LanHub {
-    pub url: String,
-    pub peer_id: String,
-    pub owner: Option<String>,
-    pub version: String,
-}
-
-/// What the web layer and the sync task share: work to do, and hubs seen on the LAN.
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// Repos pushed here whose subscribers need a notice.
-    pushed: Mutex<BTreeSet<i64>>,
-    /// Peers to sync now (a notice came, or one was added).
-    due: Mutex<BTreeSet<i64>>,
-    wake: tokio::sync::Notify,
-    /// Peers this process has subscribed at (once each: the origin keeps subscriptions).
-    subscribed: Mutex<BTreeSet<i64>>,
-    /// Hubs found on the LAN, by peer id.
-    pub lan: Mutex<BTreeMap<String, LanHub>>,
-    /// Notices sent and received, for `/metrics`.
-    pub notices_sent: std::sync::atomic::AtomicU64,
-    pub notices_received: std::sync::atomic::AtomicU64,
-    pub notices_refused: std::sync::atomic::AtomicU64,
-}
-
-impl Shared {
-    /// After an accepted push: notify the repo's subscribers.
-    pub fn pushed(&self, repo_id: i64) {
-        self.pushed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(repo_id);
-        self.wake.notify_one();
-    }
-
-    /// Sync this peer now.
-    pub fn due(&self, peer: i64) {
-        self.due
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer);
-        self.wake.notify_one();
-    }
-
-    /// The hubs seen on the LAN.
-    pub fn lan_hubs(&self) -> Vec<LanHub> {
-        self.lan
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    fn take_pushed(&self) -> BTreeSet<i64> {
-        std::mem::take(&mut *self.pushed.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    fn take_due(&self) -> BTreeSet<i64> {
-        std::mem::take(&mut *self.due.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
 /// The replication task's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -175,19 +113,6 @@ pub fn http_client() -> Result<reqwest::Client> {
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .build()?)
-}
-
-/// Normalises a peer URL: http(s), no trailing slash, no path.
-pub fn normalize_url(url: &str) -> Result<String> {
-    let u = reqwest::Url::parse(url.trim())
-        .with_context(|| format!("{url:?} is not a hub address like https://hub.example:8443"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        bail!("{url:?} must be an http:// or https:// address of a hub");
-    }
-    if u.path() != "/" && !u.path().is_empty() {
-        bail!("{url:?}: give the hub's address without a path (follow one repo with --repo)");
-    }
-    Ok(u.as_str().trim_end_matches('/').to_owned())
 }
 
 /// Signs a JSON body for `url` with the hub's node key.
@@ -235,17 +160,9 @@ impl Federation {
         let mut events = self.hub.events.subscribe();
         let (notify, stop2) = (shared.clone(), stop.clone());
         tokio::spawn(async move {
-            loop {
-                let event = tokio::select! {
-                    _ = stop2.cancelled() => return,
-                    e = events.next() => e,
-                };
-                match event {
-                    Some(crate::events::Event::BranchMoved { repo_id, .. }) => {
-                        notify.pushed(repo_id)
-                    }
-                    Some(_) => {}
-                    None => return,
+            while let Some(event) = events.next_until(&stop2).await {
+                if let crate::events::Event::BranchMoved { repo_id, .. } = event {
+                    notify.pushed(repo_id);
                 }
             }
         });

@@ -61,7 +61,7 @@ pub struct Hub {
     /// Users' keys, the chain cache, login challenges and the signed-request replay cache.
     pub identity: Arc<identity::Identities>,
     /// Federation work shared with the replication task (notices to send, peers due).
-    pub federation: Arc<crate::federation::Shared>,
+    pub federation: Arc<crate::federation::shared::Shared>,
     /// Changes to repos, as they commit (fed by the event log, see [`crate::events`]).
     pub events: crate::events::Events,
 }

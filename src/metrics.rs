@@ -57,17 +57,9 @@ impl Metrics {
         mut events: crate::events::Subscription,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        loop {
-            let event = tokio::select! {
-                _ = stop.cancelled() => return,
-                e = events.next() => e,
-            };
-            match event {
-                Some(crate::events::Event::ObjectsStored { count, .. }) => {
-                    self.objects_stored.add(count)
-                }
-                Some(_) => {}
-                None => return,
+        while let Some(event) = events.next_until(&stop).await {
+            if let crate::events::Event::ObjectsStored { count, .. } = event {
+                self.objects_stored.add(count);
             }
         }
     }

@@ -120,20 +120,21 @@ impl Server {
         );
         let node = if config.ipfs.enabled {
             let key = hub.signer.clone();
-            Some(
-                Node::start(
-                    hub.clone(),
-                    config.ipfs.clone(),
-                    key,
-                    node::NodeOptions {
-                        data_dir: Some(config.paths.data_dir.clone()),
-                        public_urls: vec![config.public_url.clone()],
-                    },
-                    shutdown.child_token(),
-                )
-                .await
-                .context("starting the IPFS node")?,
+            let node = Node::start(
+                hub.clone(),
+                config.ipfs.clone(),
+                key,
+                node::NodeOptions {
+                    data_dir: Some(config.paths.data_dir.clone()),
+                    public_urls: vec![config.public_url.clone()],
+                },
+                shutdown.child_token(),
             )
+            .await
+            .context("starting the IPFS node")?;
+            // The hub's IPNS record: published now, after changes, and every few hours.
+            tokio::spawn(crate::ipfs::publish::run(node.clone()));
+            Some(node)
         } else {
             None
         };

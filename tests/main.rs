@@ -21,6 +21,7 @@
 //! - `appliance`: the OS image under qemu: first-boot setup, replication, reboots (`scripts/test-image`).
 //! - `setup`: `musehub setup` from a boot-partition folder: first run, idempotent reruns, refusals, the link to `/setup`.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
+//! - `layers`: no two source files use each other (the layer graph has no cycles).
 
 #![allow(unreachable_pub)]
 
@@ -36,6 +37,7 @@ mod helia_interop;
 mod identity;
 mod ipfs;
 mod lan;
+mod layers;
 mod setup;
 mod unixfs_interop;
 mod web_media;

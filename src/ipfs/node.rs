@@ -132,8 +132,9 @@ impl Inner {
 /// Where a node keeps state and how it is reached over HTTP.
 #[derive(Debug, Clone, Default)]
 pub struct NodeOptions {
-    /// The hub's data directory: a node with one publishes the hub's IPNS record (its
-    /// sequence number lives there). `musehub get`'s short-lived node has none.
+    /// The hub's data directory: the server publishes the IPNS record of a node with one
+    /// ([`crate::ipfs::publish::run`]; its sequence number lives there). `musehub get`'s
+    /// short-lived node has none.
     pub data_dir: Option<std::path::PathBuf>,
     pub public_urls: Vec<String>,
 }
@@ -228,7 +229,6 @@ impl Node {
             last_rescan: tokio::time::Instant::now(),
         };
         tokio::spawn(event_loop.run(shutdown));
-        tokio::spawn(crate::ipfs::publish::run(node.clone()));
         tracing::info!(target: "musehub::ipfs", %peer_id, "IPFS node started");
         Ok(node)
     }

@@ -226,6 +226,14 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// `2026-11-24T07:42:00.123456Z` → `2026-11-24 07:42 UTC`.
+pub fn short_time(t: &str) -> String {
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(hm)) => format!("{d} {hm} UTC"),
+        _ => t.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::{Chrome, PageError, html, session, size};
+use super::{Chrome, PageError, html, session, short_time, size};
 use crate::chain::RotationKind;
 use crate::db::repos::{self, Repo, Visibility};
 use crate::db::{content, users};
@@ -33,14 +33,6 @@ impl From<&Repo> for RepoCard {
                 .as_deref()
                 .map_or_else(|| "never pushed".to_owned(), short_time),
         }
-    }
-}
-
-/// `2026-11-24T07:42:00.123456Z` → `2026-11-24 07:42 UTC`.
-pub fn short_time(t: &str) -> String {
-    match (t.get(..10), t.get(11..16)) {
-        (Some(d), Some(hm)) => format!("{d} {hm} UTC"),
-        _ => t.to_owned(),
     }
 }
 

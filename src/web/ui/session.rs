@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
-use super::explore::short_time;
+use super::short_time;
 use super::{Chrome, PageError, html};
 use crate::db::repos::{self, Visibility};
 use crate::db::users::{self, User};
