@@ -148,6 +148,22 @@ impl Drop for Vm {
     }
 }
 
+/// Mounts partition `n` of `image` (ext4, through a loop device) on `work/dir` with
+/// `options`; `None` when mount fails.
+fn loop_mount(image: &Path, n: usize, work: &Path, dir: &str, options: &str) -> Option<PathBuf> {
+    let (offset, size) = partition(image, n);
+    let mnt = work.join(dir);
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    Command::new("mount")
+        .args(["-t", "ext4", "-o"])
+        .arg(format!("{options},loop,offset={offset},sizelimit={size}"))
+        .arg(image)
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success())
+        .then_some(mnt)
+}
+
 fn console_boots(log: &str) -> usize {
     log.matches("Linux version").count()
 }
@@ -155,19 +171,9 @@ fn console_boots(log: &str) -> usize {
 /// The musehub units' journal of every boot, read from root slot A with the VM off
 /// (mounted read-only without replaying the ext4 journal: it may be unclean).
 fn journal_on_root_partition(image: &Path, work: &Path) -> String {
-    let (offset, size) = partition(image, 2);
-    let mnt = work.join("root-mnt");
-    std::fs::create_dir_all(&mnt).expect("mkdir");
-    let mounted = Command::new("mount")
-        .args(["-t", "ext4", "-o"])
-        .arg(format!("ro,noload,loop,offset={offset},sizelimit={size}"))
-        .arg(image)
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(mnt) = loop_mount(image, 2, work, "root-mnt", "ro,noload") else {
         return "(could not mount the root partition)".into();
-    }
+    };
     let out = Command::new("journalctl")
         .arg("--directory")
         .arg(mnt.join("var/log/journal"))
@@ -432,20 +438,8 @@ async fn main_head(
 
 /// `musehub doctor` (this build) on the VM's data partition, loop-mounted after power-off.
 fn doctor_on_data_partition(image: &Path, work: &Path) -> String {
-    let (offset, size) = partition(image, 4);
-    let mnt = work.join("data-mnt");
-    std::fs::create_dir_all(&mnt).expect("mkdir");
-    let st = Command::new("mount")
-        .args(["-t", "ext4", "-o"])
-        .arg(format!("loop,offset={offset},sizelimit={size}"))
-        .arg(image)
-        .arg(&mnt)
-        .status()
-        .expect("mount");
-    assert!(
-        st.success(),
-        "loop-mounting the data partition (needs root)"
-    );
+    let mnt = loop_mount(image, 4, work, "data-mnt", "rw")
+        .expect("loop-mounting the data partition (needs root)");
     let out = Command::new(env!("CARGO_BIN_EXE_musehub"))
         .arg("--data-dir")
         .arg(&mnt)
