@@ -101,19 +101,6 @@ impl Event {
         }
     }
 
-    /// The repo it is about (none for [`Event::Missed`]).
-    pub fn repo_id(&self) -> Option<i64> {
-        match self {
-            Event::ObjectsStored { repo_id, .. }
-            | Event::BranchMoved { repo_id, .. }
-            | Event::BranchDeleted { repo_id, .. }
-            | Event::ReleaseCreated { repo_id, .. }
-            | Event::ReleaseDeleted { repo_id, .. }
-            | Event::VisibilityChanged { repo_id, .. } => Some(*repo_id),
-            Event::Missed => None,
-        }
-    }
-
     /// Whether what the hub lists publicly may have changed: its public repos, their heads
     /// or releases (the IPNS index), or the blocks it has to announce.
     pub fn changes_listing(&self) -> bool {
@@ -189,20 +176,18 @@ pub async fn run(db: Db, events: Events, mut cursor: i64, stop: CancellationToke
         }
         loop {
             let from = cursor;
-            let read = db.read(move |c| log::after(c, from, BATCH)).await;
-            let (rows, last) = match read {
-                Ok(x) => x,
+            let page = match db.read(move |c| log::after(c, from, BATCH)).await {
+                Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(target: "musehub::events", error = %e, "reading the event log failed");
                     break;
                 }
             };
-            let full = last - from >= BATCH as i64;
-            for row in rows {
+            for row in page.rows {
                 events.send(Event::from_row(row));
             }
-            cursor = last;
-            if !full {
+            cursor = page.last;
+            if page.read < BATCH {
                 break;
             }
         }

@@ -227,12 +227,10 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         .context("reading the mount table")?;
     if let datafs::Verdict::Foreign { .. } = place {
         let why = place.describe(&opts.data_dir);
-        if let Some(path) = &opts.report {
-            let text = format!("musehub setup, {}\n\n{why}\n", now_rfc3339());
-            if let Err(e) = fsutil::write_atomic(path, text.as_bytes(), 0o600) {
-                tracing::warn!(target: "musehub::setup", path = %path.display(), error = %e, "could not write the setup report");
-            }
-        }
+        write_report(
+            opts,
+            &format!("musehub setup, {}\n\n{why}\n", now_rfc3339()),
+        );
         bail!("{why}");
     }
     tracing::info!(target: "musehub::setup", "{}", place.describe(&opts.data_dir));
@@ -348,18 +346,22 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
     finish(opts, state, Some(&config))
 }
 
+/// Writes `text` to the report file, when there is one. The boot partition may be missing
+/// or read-only; the console and journal still have the report.
+fn write_report(opts: &Options, text: &str) {
+    if let Some(path) = &opts.report
+        && let Err(e) = fsutil::write_atomic(path, text.as_bytes(), 0o600)
+    {
+        tracing::warn!(target: "musehub::setup", path = %path.display(), error = %e, "could not write the setup report");
+    }
+}
+
 /// Saves the state, writes the report, hands the data directory to the hub's user.
 fn finish(opts: &Options, mut state: State, config: Option<&Config>) -> Result<Outcome> {
     state.updated_at = now_rfc3339();
     state.save(&opts.data_dir)?;
     let report = report(&state, config);
-    if let Some(path) = &opts.report {
-        // The boot partition may be missing or read-only; the console and journal still
-        // have the report.
-        if let Err(e) = fsutil::write_atomic(path, report.as_bytes(), 0o600) {
-            tracing::warn!(target: "musehub::setup", path = %path.display(), error = %e, "could not write the setup report");
-        }
-    }
+    write_report(opts, &report);
     if let Some(user) = &opts.chown {
         fsutil::chown_tree(&opts.data_dir, user)?;
     }

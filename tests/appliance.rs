@@ -740,7 +740,7 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     vm.monitor("system_reset");
     // The guest must start again: a new kernel on the console. QEMU 7.2's OVMF under TCG
     // with two vCPUs sometimes spins in the firmware after a reset and never loads the boot
-    // loader (seen here about once in six resets); another reset gets it going. Either way the
+    // loader (here once in 13 resets); another reset gets it going. Either way the
     // guest's memory is gone and the disk is as the first reset left it.
     let mut resets = 1;
     let mut since = Instant::now();
@@ -796,9 +796,10 @@ async fn the_image_sets_itself_up_and_survives_reboots_and_resets() {
     eprintln!("doctor: {report}");
 
     // The journal on the disk: the hub told systemd it was ready (Type=notify) and turned
-    // the watchdog on, and systemd never had to kill or restart it. Which boots are still
-    // in the journal varies (a clean-clone run kept only the last boot, an earlier run two; see
-    // the issue note), so this asks for at least the last, clean one.
+    // the watchdog on, and systemd never had to kill or restart it. The reset drops what the
+    // second boot's journald had not synced, and probably the journal file the first boot
+    // shares with it (a clean-clone run kept only the last boot, another run two), so this
+    // asks for the last, clean boot; the first boot's watchdog is the uptime check above.
     let journal = journal_on_root_partition(&image, work.path());
     let starts = journal.matches("told systemd the hub is ready").count();
     eprintln!("journal: READY sent at {starts} of the boots kept on the disk");

@@ -81,9 +81,18 @@ pub fn last_seq(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// Up to `limit` rows after `seq`, oldest first, and the last sequence number read. Rows of a
-/// kind this version does not know (written by a newer musehub) are read past and left out.
-pub fn after(conn: &Connection, seq: i64, limit: usize) -> Result<(Vec<Row>, i64)> {
+/// A page of the log: its rows of known kinds, the last sequence number read and how many
+/// rows were read (a full page means more may follow).
+#[derive(Debug)]
+pub struct Page {
+    pub rows: Vec<Row>,
+    pub last: i64,
+    pub read: usize,
+}
+
+/// Up to `limit` rows after `seq`, oldest first. Rows of a kind this version does not know
+/// (written by a newer musehub) are read past and left out.
+pub fn after(conn: &Connection, seq: i64, limit: usize) -> Result<Page> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, repo_id, kind, detail FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
@@ -95,12 +104,17 @@ pub fn after(conn: &Connection, seq: i64, limit: usize) -> Result<(Vec<Row>, i64
             r.get::<_, String>(3)?,
         ))
     })?;
-    let (mut out, mut last) = (Vec::new(), seq);
+    let mut page = Page {
+        rows: Vec::new(),
+        last: seq,
+        read: 0,
+    };
     for row in rows {
         let (seq, repo_id, kind, detail) = row?;
-        last = seq;
+        page.last = seq;
+        page.read += 1;
         if let Some(kind) = Kind::parse(&kind) {
-            out.push(Row {
+            page.rows.push(Row {
                 seq,
                 repo_id,
                 kind,
@@ -108,5 +122,5 @@ pub fn after(conn: &Connection, seq: i64, limit: usize) -> Result<(Vec<Row>, i64
             });
         }
     }
-    Ok((out, last))
+    Ok(page)
 }

@@ -34,21 +34,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// After an accepted push: notify the repo's subscribers.
+    /// After a branch moved here: notify the repo's subscribers.
     pub fn pushed(&self, repo_id: i64) {
-        self.pushed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(repo_id);
-        self.wake.notify_one();
+        self.add(&self.pushed, repo_id);
     }
 
     /// Sync this peer now.
     pub fn due(&self, peer: i64) {
-        self.due
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer);
+        self.add(&self.due, peer);
+    }
+
+    fn add(&self, set: &Mutex<BTreeSet<i64>>, id: i64) {
+        set.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
         self.wake.notify_one();
     }
 

@@ -270,16 +270,8 @@ pub async fn raw(
             Body::from_stream(store.object_range_stream(oid, row, start, end))
         });
         if res.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-            let mut res = (
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                format!("That range is not inside this {size}-byte file.\n"),
-            )
-                .into_response();
+            let mut res = res;
             let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_RANGE,
-                range::header_value(&format!("bytes */{size}")),
-            );
             h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             h.insert(
                 "x-content-type-options",
