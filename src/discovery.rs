@@ -34,7 +34,7 @@ pub struct Announce {
 /// Starts announcing and browsing until `stop`.
 pub fn start(hub: Hub, announce: Announce, stop: CancellationToken) -> Result<()> {
     let daemon = ServiceDaemon::new().context("starting mDNS")?;
-    let me = hub.signer.public().to_peer_id().to_string();
+    let me = hub.node_key().public().to_peer_id().to_string();
     let scheme = if announce.tls { "https" } else { "http" };
     if announce.listen.ip().is_loopback() {
         tracing::info!(target: "musehub::discovery", "not announced on the LAN: the hub listens on loopback only");
@@ -140,7 +140,7 @@ fn found(info: &mdns_sd::ResolvedService, me: &str) -> Option<LanHub> {
 /// Records a LAN hub; pairs with it when it has the same owner.
 async fn seen(hub: &Hub, lan: LanHub, owner: Option<&str>) {
     let new = hub
-        .federation
+        .federation()
         .lan
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -157,7 +157,7 @@ async fn seen(hub: &Hub, lan: LanHub, owner: Option<&str>) {
     }
     let (pid, url) = (lan.peer_id.clone(), lan.url.clone());
     let known = hub
-        .db
+        .db()
         .write(move |tx| {
             // A paired hub that moved to another address keeps its peer row.
             let rows = peers::by_peer_id(tx, &pid)?;

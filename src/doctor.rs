@@ -31,11 +31,11 @@ pub struct Report {
 /// Runs every check (blocking; call from a CLI command or `spawn_blocking`).
 pub fn run(hub: &Hub, mut progress: impl FnMut(&str)) -> Result<Report, crate::db::Error> {
     let mut r = Report::default();
-    let store = &hub.store;
+    let store = &hub.store();
     progress("checking blocks");
     let mut faults = Vec::new();
     let mut n = 0u64;
-    hub.db.read_blocking(|c| {
+    hub.db().read_blocking(|c| {
         content::all_blocks(c, |digest, size, inline| {
             n += 1;
             if let Err(e) = store.verify_block_blocking(&digest, size, inline) {
@@ -48,13 +48,13 @@ pub fn run(hub: &Hub, mut progress: impl FnMut(&str)) -> Result<Report, crate::d
     r.faults.append(&mut faults);
 
     progress("checking objects");
-    let objects = hub.db.read_blocking(content::all_objects)?;
+    let objects = hub.db().read_blocking(content::all_objects)?;
     for (oid, row) in &objects {
         r.objects_checked += 1;
         let res = match row.root {
             // A single-block object is its block; the block check above hashed it. Here we
             // only need it to exist.
-            None => match hub.db.read_blocking(|c| content::has_block(c, oid)) {
+            None => match hub.db().read_blocking(|c| content::has_block(c, oid)) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(format!("its block {oid} is missing")),
                 Err(e) => Err(e.to_string()),
@@ -69,11 +69,11 @@ pub fn run(hub: &Hub, mut progress: impl FnMut(&str)) -> Result<Report, crate::d
     }
 
     progress("checking repositories");
-    let all = hub.db.read_blocking(|c| repos::list(c, None))?;
+    let all = hub.db().read_blocking(|c| repos::list(c, None))?;
     for repo in &all {
         r.repos_checked += 1;
         let name = format!("{}/{}", repo.owner, repo.slug);
-        let (faults, shallow, commits) = hub.db.read_blocking(|c| check_repo(c, repo.id))?;
+        let (faults, shallow, commits) = hub.db().read_blocking(|c| check_repo(c, repo.id))?;
         r.commits_checked += commits;
         r.faults
             .extend(faults.into_iter().map(|f| format!("{name}: {f}")));

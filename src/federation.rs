@@ -119,7 +119,7 @@ pub fn http_client() -> Result<reqwest::Client> {
 fn signed(hub: &Hub, url: &str, body: &[u8]) -> Result<[(&'static str, String); 3]> {
     let now = unix_now();
     let nonce = hex::encode(crate::auth::random_bytes::<16>());
-    let keyid = hub.signer.public().to_peer_id().to_string();
+    let keyid = hub.node_key().public().to_peer_id().to_string();
     Ok(httpsig::signed_headers(
         "POST",
         url,
@@ -131,7 +131,7 @@ fn signed(hub: &Hub, url: &str, body: &[u8]) -> Result<[(&'static str, String); 
             keyid: &keyid,
             label: "sig1",
         },
-        &hub.signer,
+        hub.node_key(),
     )?)
 }
 
@@ -154,10 +154,10 @@ impl Federation {
     /// Runs until `stop`: notices after pushes, syncs that are due, and the poll.
     pub async fn run(self, stop: CancellationToken) {
         let _ = std::fs::remove_dir_all(&self.settings.tmp_dir);
-        let shared = self.hub.federation.clone();
+        let shared = self.hub.federation().clone();
         // A branch that moved here, by a push or a `car import`, is news for the hubs that
         // follow the repo (send_notices leaves replicas and private repos out).
-        let mut events = self.hub.events.subscribe();
+        let mut events = self.hub.events().subscribe();
         let (notify, stop2) = (shared.clone(), stop.clone());
         tokio::spawn(async move {
             while let Some(event) = events.next_until(&stop2).await {
@@ -172,7 +172,7 @@ impl Federation {
                 tokio::spawn(async move { me.send_notices(repo).await });
             }
             let due = shared.take_due();
-            let list = match self.hub.db.read(peers::list).await {
+            let list = match self.hub.db().read(peers::list).await {
                 Ok(list) => list,
                 Err(e) => {
                     tracing::warn!(target: "musehub::federation", error = %e, "reading peers failed");
@@ -225,7 +225,7 @@ impl Federation {
         let id = peer.id;
         let res = self
             .hub
-            .db
+            .db()
             .write(move |tx| {
                 peers::record_attempt(tx, id, status, synced, lag, error.as_deref(), at)
             })
@@ -237,7 +237,7 @@ impl Federation {
 
     async fn try_sync_peer(&self, peer: &Peer) -> Result<Outcome> {
         let listing: Listing = self.get_json(&format!("{}{REPOS_PATH}", peer.url)).await?;
-        let me = self.hub.signer.public().to_peer_id().to_string();
+        let me = self.hub.node_key().public().to_peer_id().to_string();
         if listing.peer_id == me {
             bail!("{} is this hub itself", peer.url);
         }
@@ -251,7 +251,7 @@ impl Federation {
             None => {
                 let (id, pid) = (peer.id, listing.peer_id.clone());
                 self.hub
-                    .db
+                    .db()
                     .write(move |tx| peers::set_peer_id(tx, id, &pid))
                     .await?;
             }
@@ -260,7 +260,7 @@ impl Federation {
             .peer_id
             .parse()
             .map_err(|_| anyhow!("{} sent a peer id that does not parse", peer.url))?;
-        let shared = &self.hub.federation;
+        let shared = &self.hub.federation();
         let subscribed = shared
             .subscribed
             .lock()
@@ -353,7 +353,7 @@ impl Federation {
         let local: BTreeMap<String, Id> = {
             let id = repo.id;
             self.hub
-                .db
+                .db()
                 .read(move |c| repos::branches(c, id))
                 .await?
                 .into_iter()
@@ -366,15 +366,20 @@ impl Federation {
             let (rid, h) = (repo.id, *head);
             let held = self
                 .hub
-                .db
+                .db()
                 .read(move |c| crate::db::content::repo_has_commit(c, rid, &h))
                 .await?;
             if !held {
                 self.fetch_branch(peer, signer, &repo, head, &local).await?;
             }
-            let (repo2, b, h, key) = (repo.clone(), branch.clone(), *head, self.hub.signer.clone());
+            let (repo2, b, h, key) = (
+                repo.clone(),
+                branch.clone(),
+                *head,
+                self.hub.node_key().clone(),
+            );
             self.hub
-                .db
+                .db()
                 .write(move |tx| {
                     if repos::branch_head(tx, repo2.id, &b)? != Some(h) {
                         crate::hub::dag::append_ref_state(tx, &repo2, &b, &h, &key)?;
@@ -394,7 +399,7 @@ impl Federation {
         let has_default = r.heads.contains_key(&default);
         let count = self
             .hub
-            .db
+            .db()
             .write(move |tx| {
                 for b in &gone {
                     repos::delete_branch(tx, rid, b)?;
@@ -419,7 +424,7 @@ impl Federation {
         );
         let repo = self
             .hub
-            .db
+            .db()
             .write(move |tx| {
                 if let Some(existing) = repos::get(tx, &owner, &slug)? {
                     return Ok(existing);
@@ -511,7 +516,7 @@ impl Federation {
         drop(f);
         let stop: HashSet<Id> = self
             .hub
-            .db
+            .db()
             .read(move |c| repos::commit_ids(c, repo_id))
             .await?
             .into_iter()
@@ -535,7 +540,7 @@ impl Federation {
     async fn send_notices(&self, repo_id: i64) {
         let hub = &self.hub;
         let found = hub
-            .db
+            .db()
             .read(move |c| {
                 let Some(repo) = repos::by_id(c, repo_id)? else {
                     return Ok(None);
@@ -591,7 +596,7 @@ impl Federation {
                 .await;
                 match r {
                     Ok(()) => {
-                        hub.federation
+                        hub.federation()
                             .notices_sent
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!(target: "musehub::federation", to = %s.url, repo = %notice.repo, "notice sent");
@@ -611,7 +616,7 @@ fn no_progress(_: u64, _: usize, _: usize) {}
 /// The listing of the public repos this hub is the origin of.
 pub async fn listing(hub: &Hub, url: &str, owner: Option<String>) -> Result<Listing> {
     let repos = hub
-        .db
+        .db()
         .read(|c| {
             let mut out = Vec::new();
             for r in repos::list(c, None)? {
@@ -639,7 +644,7 @@ pub async fn listing(hub: &Hub, url: &str, owner: Option<String>) -> Result<List
         })
         .await?;
     Ok(Listing {
-        peer_id: hub.signer.public().to_peer_id().to_string(),
+        peer_id: hub.node_key().public().to_peer_id().to_string(),
         url: url.to_owned(),
         owner,
         repos,
@@ -657,8 +662,8 @@ pub async fn add_peer(hub: &Hub, url: &str, policy: Policy, source: &str) -> Res
         crate::hub::check_slug(n)?;
     }
     let (u, p, s) = (url.clone(), policy, source.to_owned());
-    let peer = hub.db.write(move |tx| peers::add(tx, &u, &p, &s)).await?;
-    hub.federation.due(peer.id);
+    let peer = hub.db().write(move |tx| peers::add(tx, &u, &p, &s)).await?;
+    hub.federation().due(peer.id);
     Ok(peer)
 }
 

@@ -6,7 +6,7 @@
 //! verified, empty objects kept, membership is per repo, the fast-forward check walks the
 //! pack and the stored history, a push is one transaction, non-owners get 403.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,19 +19,24 @@ use crate::db::repos::{self, Repo, Visibility};
 use crate::db::users::User;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
-use crate::storage::{self, Imported, Store};
+use crate::storage::{self, Store};
 use crate::wire::objects::ObjectsReader;
 use crate::wire::{self, Fields};
 use crate::{auth, muse};
 
+mod access;
 mod blocks;
 mod car;
 pub(crate) mod dag;
 pub mod identity;
 mod import;
-pub use blocks::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
+mod pages;
+mod view;
+pub use crate::storage::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
+pub use access::{Readable, Writable};
 pub use car::CarPlan;
 pub use import::{ImportOptions, ImportReport};
+pub use view::{Object, RepoView};
 
 /// Limits a hub applies to requests and answers.
 #[derive(Debug, Clone)]
@@ -43,40 +48,126 @@ pub struct Limits {
     pub max_fetch_answer: u64,
 }
 
-/// Staged inline bytes after which a push/objects request records what it has so far,
-/// bounding memory when a client sends many small objects in one body.
-const RECORD_EVERY_BYTES: u64 = 32 * 1024 * 1024;
-
 /// The hub: database, block store and policy. Cheap to clone.
+///
+/// Its parts are private: the web layer reaches repo content only through methods that take a
+/// [`Readable`] or [`Writable`] repo. The accessors below are for the hub's own services (the
+/// server, federation, the IPFS node, the operator's CLI); `tests/layers.rs` checks that no
+/// file under `src/web/` uses them to reach the database or the block store.
 #[derive(Clone, Debug)]
 pub struct Hub {
+    db: Db,
+    store: Store,
+    limits: Limits,
+    default_visibility: Visibility,
+    metrics: Arc<Metrics>,
+    signer: libp2p::identity::Keypair,
+    identity: Arc<identity::Identities>,
+    federation: Arc<crate::federation::shared::Shared>,
+    events: crate::events::Events,
+}
+
+/// What a [`Hub`] is made of (see [`Hub::new`]).
+#[derive(Debug)]
+pub struct Parts {
     pub db: Db,
     pub store: Store,
     pub limits: Limits,
     /// Visibility of a repo created by its owner's first push.
     pub default_visibility: Visibility,
-    pub metrics: Arc<Metrics>,
     /// The hub's Ed25519 key (its IPFS node key): signs every ref-state.
     pub signer: libp2p::identity::Keypair,
     /// Users' keys, the chain cache, login challenges and the signed-request replay cache.
-    pub identity: Arc<identity::Identities>,
-    /// Federation work shared with the replication task (notices to send, peers due).
-    pub federation: Arc<crate::federation::shared::Shared>,
-    /// Changes to repos, as they commit (fed by the event log, see [`crate::events`]).
-    pub events: crate::events::Events,
+    pub identity: identity::Identities,
 }
 
-/// Why a request was refused or failed. [`crate::web`] maps each to an HTTP status.
+impl Hub {
+    pub fn new(parts: Parts) -> Hub {
+        Hub {
+            db: parts.db,
+            store: parts.store,
+            limits: parts.limits,
+            default_visibility: parts.default_visibility,
+            metrics: Arc::new(Metrics::default()),
+            signer: parts.signer,
+            identity: Arc::new(parts.identity),
+            federation: Arc::default(),
+            events: crate::events::Events::default(),
+        }
+    }
+
+    /// The database, for the hub's own services (never the web layer).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The block store, for the hub's own services (never the web layer).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Visibility of a repo created by its owner's first push.
+    pub fn default_visibility(&self) -> Visibility {
+        self.default_visibility
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The hub's Ed25519 key (its IPFS node key): signs every ref-state.
+    pub fn node_key(&self) -> &libp2p::identity::Keypair {
+        &self.signer
+    }
+
+    /// Users' keys, the chain cache, login challenges and the signed-request replay cache.
+    pub fn identities(&self) -> &Arc<identity::Identities> {
+        &self.identity
+    }
+
+    /// Federation work shared with the replication task (notices to send, peers due).
+    pub fn federation(&self) -> &Arc<crate::federation::shared::Shared> {
+        &self.federation
+    }
+
+    /// Changes to repos, as they commit (fed by the event log, see [`crate::events`]).
+    pub fn events(&self) -> &crate::events::Events {
+        &self.events
+    }
+
+    /// Any repo, for the hub's operator: the CLI run on the hub's own machine (`musehub car
+    /// export`, `musehub repo …`), which can read the data directory anyway. Never called
+    /// for a request (checked by `tests/layers.rs`).
+    pub async fn repo_for_operator(&self, owner: &str, slug: &str) -> Result<Writable<Repo>> {
+        let (o, s) = (owner.to_owned(), slug.to_owned());
+        let repo = self.db.read(move |c| repos::get(c, &o, &s)).await?;
+        repo.map(Writable::grant)
+            .ok_or_else(|| not_found(owner, slug))
+    }
+}
+
+/// Why a request was refused or failed, in the hub's words. [`crate::web`] maps each to an HTTP
+/// status in one place (`web::status_of`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No such repo, release or commit, or one the caller may not know about.
     #[error("{0}")]
     NotFound(String),
+    /// The request needs a signed-in caller (a token), or its token is not valid.
     #[error("{0}")]
-    Unauthorized(String),
+    NotSignedIn(String),
+    /// The caller is known but may not do this.
     #[error("{0}")]
-    Forbidden(String),
+    NotPermitted(String),
+    /// The change clashes with what the hub holds (a release that exists, a push that is
+    /// not a fast-forward).
     #[error("{0}")]
     Conflict(String),
+    /// The request itself is wrong (a bad name, a commit that is not here).
     #[error("{0}")]
     Invalid(String),
     /// Something the answer depends on (the key registry) cannot be reached right now.
@@ -126,18 +217,25 @@ impl Hub {
                 }
                 Ok(Some(u))
             }
-            None => Err(Error::Unauthorized(
+            None => Err(Error::NotSignedIn(
                 "invalid, expired or revoked token".into(),
             )),
         }
     }
 
     /// A repo the caller may read. Private repos are invisible (404) to everyone but the owner.
-    pub async fn repo_for_read(&self, owner: &str, slug: &str, caller: &Caller) -> Result<Repo> {
+    pub async fn repo_for_read(
+        &self,
+        owner: &str,
+        slug: &str,
+        caller: &Caller,
+    ) -> Result<Readable<Repo>> {
         let (o, s) = (owner.to_owned(), slug.to_owned());
         let repo = self.db.read(move |c| repos::get(c, &o, &s)).await?;
         match repo {
-            Some(r) if r.visibility == Visibility::Public || is_owner(caller, &r) => Ok(r),
+            Some(r) if r.visibility == Visibility::Public || is_owner(caller, &r) => {
+                Ok(Readable::grant(r))
+            }
             _ => Err(not_found(owner, slug)),
         }
     }
@@ -149,9 +247,9 @@ impl Hub {
         slug: &str,
         caller: &Caller,
         create: bool,
-    ) -> Result<Repo> {
+    ) -> Result<Writable<Repo>> {
         let Some(user) = caller else {
-            return Err(Error::Unauthorized(
+            return Err(Error::NotSignedIn(
                 "pushing needs a token: run `musehub token create --user <you>` on the hub and `muse auth login`".into(),
             ));
         };
@@ -166,14 +264,14 @@ impl Hub {
             && let Some(origin) = &r.origin
             && (r.visibility == Visibility::Public || r.owner_id == user.id)
         {
-            return Err(Error::Forbidden(format!(
+            return Err(Error::NotPermitted(format!(
                 "{owner}/{slug} is a read-only replica here; push to its origin: {origin}/{owner}/{slug}"
             )));
         }
         match existing {
-            Some(r) if r.owner_id == user.id => Ok(r),
+            Some(r) if r.owner_id == user.id => Ok(Writable::grant(r)),
             Some(r) if r.visibility == Visibility::Private => Err(not_found(owner, slug)),
-            Some(_) => Err(Error::Forbidden(format!(
+            Some(_) => Err(Error::NotPermitted(format!(
                 "only {owner} can push to {owner}/{slug}"
             ))),
             None if user.name == owner && create => {
@@ -194,17 +292,35 @@ impl Hub {
                         repos::get(tx, &o, &s)
                     })
                     .await?;
-                repo.ok_or_else(|| not_found(owner, slug))
+                repo.map(Writable::grant)
+                    .ok_or_else(|| not_found(owner, slug))
             }
             None if user.name == owner => Err(not_found(owner, slug)),
-            None => Err(Error::Forbidden(format!(
+            None => Err(Error::NotPermitted(format!(
                 "only {owner} can create repositories under {owner}/"
             ))),
         }
     }
 
+    /// The repo a `filter-objects` asks about, which the caller reads or writes. `None` when
+    /// it is the caller's own repo that their first push is about to create: everything is
+    /// missing then.
+    pub async fn repo_for_filter(
+        &self,
+        owner: &str,
+        slug: &str,
+        caller: &Caller,
+    ) -> Result<Option<Readable<Repo>>> {
+        match self.repo_for_write(owner, slug, caller, false).await {
+            Ok(r) => Ok(Some(r.readable())),
+            Err(Error::NotFound(_)) if caller.as_ref().is_some_and(|u| u.name == owner) => Ok(None),
+            Err(Error::NotPermitted(_)) => self.repo_for_read(owner, slug, caller).await.map(Some),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET refs`.
-    pub async fn refs(&self, repo: &Repo) -> Result<Value> {
+    pub async fn refs(&self, repo: &Readable<Repo>) -> Result<Value> {
         let id = repo.id;
         let heads = self.db.read(move |c| repos::branches(c, id)).await?;
         Ok(wire::map([
@@ -216,7 +332,11 @@ impl Hub {
     }
 
     /// `POST filter-objects`: the ids the repo lacks, in request order.
-    pub async fn filter_objects(&self, repo: Option<&Repo>, body: &Value) -> Result<Value> {
+    pub async fn filter_objects(
+        &self,
+        repo: Option<&Readable<Repo>>,
+        body: &Value,
+    ) -> Result<Value> {
         let ids = Fields::of(body, "")?.ids("object_ids", true)?;
         let missing = match repo {
             None => ids,
@@ -256,49 +376,26 @@ impl Hub {
     }
 
     /// `POST push/objects`, decoding the body as it arrives. Returns (stored, skipped).
-    pub async fn push_objects<S, E>(&self, repo: &Repo, body: S) -> Result<(u64, u64)>
+    pub async fn push_objects<S, E>(&self, repo: &Writable<Repo>, body: S) -> Result<(u64, u64)>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         let mut reader = ObjectsReader::start(body, self.limits.max_body).await?;
-        let mut batch: Vec<Imported> = Vec::new();
-        let mut dirs = BTreeSet::new();
-        let mut staged = 0u64;
-        let (mut stored, mut seen) = (0u64, 0u64);
+        let mut ingest = self.store.ingest(repo.id);
         while let Some((id, len)) = reader.next_object().await? {
-            seen += 1;
             let mut w = self.store.writer(id, len).await?;
             while let Some(chunk) = reader.content_chunk().await? {
                 w.write(&chunk).await?;
             }
-            let (imported, d) = w.finish().await?;
-            staged += imported
-                .blocks
-                .iter()
-                .filter_map(|b| b.inline.as_ref())
-                .map(|b| b.len() as u64)
-                .sum::<u64>();
-            dirs.extend(d);
-            batch.push(imported);
-            if staged > RECORD_EVERY_BYTES {
-                stored += self
-                    .store
-                    .record(
-                        repo.id,
-                        std::mem::take(&mut batch),
-                        std::mem::take(&mut dirs),
-                    )
-                    .await?;
-                staged = 0;
-            }
+            ingest.add(w.finish().await?).await?;
         }
-        stored += self.store.record(repo.id, batch, dirs).await?;
-        Ok((stored, seen - stored))
+        let done = ingest.commit().await?;
+        Ok((done.stored, done.skipped()))
     }
 
     /// `POST push`: verifies the pack and moves the branch, all in one transaction.
-    pub async fn push(&self, repo: &Repo, body: &Value) -> Result<Value> {
+    pub async fn push(&self, repo: &Writable<Repo>, body: &Value) -> Result<Value> {
         let pack = Pack::parse(body)?;
         if !pack.objects.is_empty() {
             self.store_bundle_objects(repo, &pack.objects).await?;
@@ -311,7 +408,7 @@ impl Hub {
             .map(|(s, _, raw)| (*s, raw.clone()))
             .collect();
         let staged = self.stage_snapshot_nodes(snaps).await?;
-        let repo = repo.clone();
+        let repo: Repo = (**repo).clone();
         let key = self.signer.clone();
         let outcome = self
             .db
@@ -320,22 +417,21 @@ impl Hub {
         Ok(outcome)
     }
 
-    async fn store_bundle_objects(&self, repo: &Repo, objects: &[(Id, Vec<u8>)]) -> Result<()> {
-        let mut batch = Vec::new();
-        let mut dirs = BTreeSet::new();
+    async fn store_bundle_objects(
+        &self,
+        repo: &Writable<Repo>,
+        objects: &[(Id, Vec<u8>)],
+    ) -> Result<()> {
+        let mut ingest = self.store.ingest(repo.id);
         for (id, bytes) in objects {
-            let mut w = self.store.writer(*id, bytes.len() as u64).await?;
-            w.write(bytes).await?;
-            let (imp, d) = w.finish().await?;
-            batch.push(imp);
-            dirs.extend(d);
+            ingest.add_object(*id, bytes).await?;
         }
-        self.store.record(repo.id, batch, dirs).await?;
+        ingest.commit().await?;
         Ok(())
     }
 
     /// `POST negotiate` (protocol doc §3, the recommended form that reaches `ready`).
-    pub async fn negotiate(&self, repo: &Repo, body: &Value) -> Result<Value> {
+    pub async fn negotiate(&self, repo: &Readable<Repo>, body: &Value) -> Result<Value> {
         let f = Fields::of(body, "")?;
         let want = f.ids("want", true)?;
         let have = f.ids("have", false)?;
@@ -388,7 +484,7 @@ impl Hub {
     }
 
     /// `POST fetch`: works out the answer and its exact size without reading object bytes.
-    pub async fn plan_fetch(&self, repo: &Repo, body: &Value) -> Result<FetchPlan> {
+    pub async fn plan_fetch(&self, repo: &Readable<Repo>, body: &Value) -> Result<FetchPlan> {
         let f = Fields::of(body, "")?;
         let want = f.ids("want", false)?;
         let have = f.ids("have", false)?;
@@ -423,7 +519,7 @@ impl Hub {
     }
 
     /// `POST releases` (JSON body). Owner only. Returns the server-assigned release id.
-    pub async fn create_release(&self, repo: &Repo, body: &[u8]) -> Result<String> {
+    pub async fn create_release(&self, repo: &Writable<Repo>, body: &[u8]) -> Result<String> {
         let mut rec: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| wire::Error::Json(e.to_string()))?;
         let obj = rec
@@ -504,7 +600,7 @@ impl Hub {
     /// `GET releases`, newest first.
     pub async fn releases(
         &self,
-        repo: &Repo,
+        repo: &Readable<Repo>,
         channel: Option<String>,
         drafts: bool,
     ) -> Result<Value> {
@@ -526,7 +622,7 @@ impl Hub {
     }
 
     /// `DELETE releases/{tag}`: removes the label only; commits and objects stay.
-    pub async fn delete_release(&self, repo: &Repo, tag: &str) -> Result<Value> {
+    pub async fn delete_release(&self, repo: &Writable<Repo>, tag: &str) -> Result<Value> {
         let (repo_id, t) = (repo.id, tag.to_owned());
         if !self
             .db
@@ -539,7 +635,7 @@ impl Hub {
     }
 
     /// `POST tags`: upserts wire tags by label.
-    pub async fn tags(&self, repo: &Repo, body: &Value) -> Result<Value> {
+    pub async fn tags(&self, repo: &Writable<Repo>, body: &Value) -> Result<Value> {
         let f = Fields::of(body, "")?;
         let mut parsed = Vec::new();
         for (i, t) in f.array("tags")?.iter().enumerate() {

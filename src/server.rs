@@ -18,7 +18,6 @@ use crate::db::Db;
 use crate::hub::Hub;
 use crate::hub::identity::Identities;
 use crate::ipfs::{Node, node};
-use crate::metrics::Metrics;
 use crate::storage::Store;
 use crate::tls;
 use crate::web::{self, AppState};
@@ -55,17 +54,14 @@ pub fn open_hub(config: &Config) -> Result<Hub> {
         ),
         None => Identities::local(),
     };
-    let hub = Hub {
+    let hub = Hub::new(crate::hub::Parts {
         db,
         store,
         limits: config.limits.clone(),
         default_visibility: config.default_visibility,
-        metrics: Arc::new(Metrics::default()),
         signer,
-        identity: Arc::new(identity),
-        federation: Arc::default(),
-        events: crate::events::Events::default(),
-    };
+        identity,
+    });
     hub.backfill_dag()
         .context("building the DAG nodes of existing history")?;
     Ok(hub)
@@ -89,7 +85,7 @@ impl Server {
             config.public_url = format!("{base}:{}", addr.port());
         }
         let cleared = hub
-            .store
+            .store()
             .clear_temp()
             .context("clearing the block store's temp files")?;
         if cleared > 0 {
@@ -104,22 +100,22 @@ impl Server {
         let shutdown = CancellationToken::new();
         // The event log is read from here on: every change committed after this point, by
         // this process or another, reaches the subscribers started below.
-        let cursor = crate::events::start_cursor(&hub.db)
+        let cursor = crate::events::start_cursor(hub.db())
             .await
             .context("reading the event log")?;
         tokio::spawn(crate::events::run(
-            hub.db.clone(),
-            hub.events.clone(),
+            hub.db().clone(),
+            hub.events().clone(),
             cursor,
             shutdown.child_token(),
         ));
         tokio::spawn(
-            hub.metrics
+            hub.metrics()
                 .clone()
-                .count_events(hub.events.subscribe(), shutdown.child_token()),
+                .count_events(hub.events().subscribe(), shutdown.child_token()),
         );
         let node = if config.ipfs.enabled {
-            let key = hub.signer.clone();
+            let key = hub.node_key().clone();
             let node = Node::start(
                 hub.clone(),
                 config.ipfs.clone(),
@@ -160,7 +156,7 @@ impl Server {
                 };
                 let known = {
                     let u = url.clone();
-                    hub.db
+                    hub.db()
                         .read(move |c| crate::db::peers::by_url(c, &u))
                         .await?
                 };
@@ -341,7 +337,8 @@ pub fn start_watchdog(hub: Hub, stop: CancellationToken) {
     tokio::spawn(async move {
         loop {
             let healthy =
-                tokio::time::timeout(every, hub.db.read(|_| Ok::<(), crate::db::Error>(()))).await;
+                tokio::time::timeout(every, hub.db().read(|_| Ok::<(), crate::db::Error>(())))
+                    .await;
             match healthy {
                 Ok(Ok(())) => {
                     sd_notify(b"WATCHDOG=1");

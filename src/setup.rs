@@ -269,7 +269,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
 
     // 3. Database, block store and the IPFS node key.
     let opened = crate::server::open_hub(&config).map(|hub| {
-        let peer = hub.signer.public().to_peer_id();
+        let peer = hub.node_key().public().to_peer_id();
         (hub, format!("IPFS peer id {peer}"))
     });
     let Some(hub) = state.outcome("storage", opened) else {
@@ -627,7 +627,7 @@ fn owner_account(
         Err(e) => return Err(e.into()),
     };
     let public = key.public().to_bytes();
-    let (created, bound) = hub.db.write_blocking(|tx| {
+    let (created, bound) = hub.db().write_blocking(|tx| {
         let (user, created) = match users::by_name(tx, owner)? {
             Some(u) => (u, false),
             None => (users::create(tx, owner)?, true),
@@ -705,7 +705,12 @@ async fn follow(hub: &Hub, config: &Config) -> Result<String> {
     let mut known = Vec::new();
     for url in &config.federation.join {
         let u = url.clone();
-        if hub.db.read(move |c| peers::by_url(c, &u)).await?.is_some() {
+        if hub
+            .db()
+            .read(move |c| peers::by_url(c, &u))
+            .await?
+            .is_some()
+        {
             known.push(url.clone());
             continue;
         }
@@ -742,7 +747,7 @@ fn sign_in_link(
         let token = link.url.rsplit('/').next().unwrap_or_default();
         let hash = auth::hash_token(token);
         if hub
-            .db
+            .db()
             .read_blocking(move |c| sessions::login_link_user(c, &hash))?
             .is_some()
         {
@@ -755,11 +760,11 @@ fn sign_in_link(
     }
     let owner_name = owner.to_owned();
     let user = hub
-        .db
+        .db()
         .read_blocking(move |c| users::by_name(c, &owner_name))?
         .ok_or_else(|| anyhow!("no account {owner} yet"))?;
     if hub
-        .db
+        .db()
         .read_blocking(move |c| sessions::used_login_link(c, user.id))?
     {
         return Ok((
@@ -771,7 +776,7 @@ fn sign_in_link(
     }
     let expires_at = db::unix_now() + LINK_TTL_SECS;
     let token = hub
-        .db
+        .db()
         .write_blocking(|tx| sessions::issue_login_link(tx, user.id, expires_at))?;
     let link = Link {
         url: format!("{}/login/{token}", config.public_url),

@@ -27,7 +27,11 @@ use sha2::{Digest, Sha256};
 use crate::cids::{self, DAG_PB, Id, RAW};
 use crate::db::{self, Db, content};
 
+mod block;
+mod ingest;
 mod put;
+pub use block::{BlockKey, IDENTITY, IDENTITY_MAX, Scope, block_key};
+pub use ingest::{Ingest, Ingested, RECORD_EVERY_BYTES, Staged};
 pub use put::record_staged;
 pub mod unixfs;
 
@@ -137,15 +141,15 @@ pub struct StagedBlock {
 
 /// An object whose bytes are stored (or staged) and verified against its id.
 #[derive(Debug)]
-pub struct Imported {
-    pub object_id: Id,
-    pub size: u64,
+struct Imported {
+    object_id: Id,
+    size: u64,
     /// The dag-pb root for multi-chunk objects.
-    pub root: Option<Cid>,
+    root: Option<Cid>,
     /// Blocks to record; empty when the object was already stored.
-    pub blocks: Vec<StagedBlock>,
+    blocks: Vec<StagedBlock>,
     /// Whether the object was new to the hub.
-    pub new: bool,
+    new: bool,
 }
 
 impl Store {
@@ -285,21 +289,6 @@ impl Store {
         Ok(parent)
     }
 
-    /// Reads one block by digest, from its file or inline row.
-    pub fn read_block_blocking(&self, digest: &Id) -> Result<Option<Vec<u8>>> {
-        self.read_block_where(digest, false)
-    }
-
-    /// Reads a block the database records as a file (not inline); `None` when the file is
-    /// missing.
-    pub fn read_block_file_blocking(&self, digest: &Id) -> Result<Option<Vec<u8>>> {
-        match std::fs::read(self.block_path(digest)) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Reads a block, looking first where it most likely is: small blocks (dag-pb nodes,
     /// small objects) are inline rows, large ones (leaves) are files.
     fn read_block_where(&self, digest: &Id, likely_inline: bool) -> Result<Option<Vec<u8>>> {
@@ -360,61 +349,6 @@ impl Store {
             dirs: BTreeSet::new(),
             known,
         })
-    }
-
-    /// Records imported objects in one transaction and adds them to `repo_id`.
-    ///
-    /// Directories of new block files are fsynced first, so every row commits after its bytes.
-    /// Returns how many objects were new to the repo.
-    pub async fn record(
-        &self,
-        repo_id: i64,
-        objects: Vec<Imported>,
-        dirs: BTreeSet<PathBuf>,
-    ) -> Result<u64> {
-        tokio::task::spawn_blocking(move || sync_dirs(&dirs))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
-        self.db
-            .write(move |tx| {
-                let mut added = 0;
-                for o in &objects {
-                    for b in &o.blocks {
-                        content::put_block(tx, &b.digest, b.size, b.inline.as_deref())?;
-                    }
-                    let root = o.root.map(|c| c.to_bytes());
-                    content::put_object(tx, &o.object_id, o.size, root.as_deref())?;
-                    if o.root.is_some() {
-                        // Every block of the tree, so each can be traced to its repos.
-                        db::blocks::add_object_blocks(
-                            tx,
-                            &o.object_id,
-                            o.blocks.iter().map(|b| &b.digest),
-                        )?;
-                    }
-                    added += u64::from(content::add_repo_object(tx, repo_id, &o.object_id)?);
-                }
-                if added > 0 {
-                    db::events::record(
-                        tx,
-                        repo_id,
-                        db::events::Kind::ObjectsStored,
-                        &added.to_string(),
-                    )?;
-                }
-                Ok::<_, Error>(added)
-            })
-            .await
-    }
-
-    /// Imports a whole in-memory object (used by tests, `doctor` fixtures and small callers).
-    pub async fn import_bytes(&self, repo_id: i64, bytes: &[u8]) -> Result<Id> {
-        let id = Id::of(bytes);
-        let mut w = self.writer(id, bytes.len() as u64).await?;
-        w.write(bytes).await?;
-        let (imported, dirs) = w.finish().await?;
-        self.record(repo_id, vec![imported], dirs).await?;
-        Ok(id)
     }
 
     /// The bytes of an object as a stream of chunks (one block at a time): the whole-object
@@ -659,9 +593,9 @@ impl ObjectWriter {
         Ok(())
     }
 
-    /// Checks length and hash and finishes the tree. Returns the object to record and the
-    /// directories to fsync first.
-    pub async fn finish(mut self) -> Result<(Imported, BTreeSet<PathBuf>)> {
+    /// Checks length and hash and finishes the tree. Returns the object for an [`Ingest`]
+    /// session to record.
+    pub async fn finish(mut self) -> Result<Staged> {
         let actual = Id(self.hasher.clone().finalize().into());
         if self.received != self.size || actual != self.expected {
             // Wait for leaf writes so no task outlives the request; their files are orphans.
@@ -682,7 +616,10 @@ impl ObjectWriter {
                 blocks: Vec::new(),
                 new: false,
             };
-            return Ok((imported, BTreeSet::new()));
+            return Ok(Staged {
+                imported,
+                dirs: BTreeSet::new(),
+            });
         }
         let root = if self.tree.is_some() {
             if !self.buf.is_empty() {
@@ -709,7 +646,10 @@ impl ObjectWriter {
             blocks: self.staged,
             new: true,
         };
-        Ok((imported, self.dirs))
+        Ok(Staged {
+            imported,
+            dirs: self.dirs,
+        })
     }
 }
 

@@ -19,7 +19,6 @@ use http_body_util::BodyExt;
 use rmpv::Value;
 
 use crate::cids::Id;
-use crate::db::content;
 use crate::hub::{self, Caller, Hub};
 use crate::{auth, wire};
 
@@ -65,23 +64,27 @@ impl Error {
     }
 }
 
+/// The HTTP status of a hub error: the one place the hub's words become statuses (the UI's
+/// pages use it too).
+pub fn status_of(e: &hub::Error) -> StatusCode {
+    use hub::Error as H;
+    match e {
+        H::NotFound(_) => StatusCode::NOT_FOUND,
+        H::NotSignedIn(_) => StatusCode::UNAUTHORIZED,
+        H::NotPermitted(_) => StatusCode::FORBIDDEN,
+        H::Conflict(_) => StatusCode::CONFLICT,
+        H::Invalid(_) | H::AnswerTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        H::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        H::Wire(w) => wire_status(w),
+        H::Storage(crate::storage::Error::HashMismatch { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+        H::Storage(crate::storage::Error::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        H::Storage(_) | H::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<hub::Error> for Error {
     fn from(e: hub::Error) -> Self {
-        use hub::Error as H;
-        let status = match &e {
-            H::NotFound(_) => StatusCode::NOT_FOUND,
-            H::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            H::Forbidden(_) => StatusCode::FORBIDDEN,
-            H::Conflict(_) => StatusCode::CONFLICT,
-            H::Invalid(_) | H::AnswerTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            H::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            H::Wire(w) => wire_status(w),
-            H::Storage(crate::storage::Error::HashMismatch { .. }) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            H::Storage(crate::storage::Error::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            H::Storage(_) | H::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = status_of(&e);
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(target: "musehub::web", error = %e, "request failed");
             return Error::new(status, "internal error; the hub's log has the details");
@@ -129,7 +132,7 @@ type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The router with every route and the metrics layer.
 pub fn router(state: AppState) -> Router {
-    let metrics = state.hub.metrics.clone();
+    let metrics = state.hub.metrics().clone();
     let wire_routes = Router::new()
         .route("/{owner}/{slug}/refs", get(refs))
         .route("/{owner}/{slug}/filter-objects", post(filter_objects))
@@ -199,7 +202,7 @@ async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<Caller> {
 
 /// Reads a whole (small) request body, refusing more than the configured limit.
 async fn read_body(hub: &Hub, body: Body) -> Result<bytes::Bytes> {
-    let limit = hub.limits.max_body;
+    let limit = hub.limits().max_body;
     let limited = http_body_util::Limited::new(body, limit as usize);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -237,26 +240,16 @@ async fn health() -> Response {
 }
 
 async fn metrics_page(State(st): State<AppState>) -> Result<Response> {
-    let (objects, blocks, bytes) = st
-        .hub
-        .db
-        .read(content::counts)
-        .await
-        .map_err(hub::Error::from)?;
+    let (objects, blocks, bytes) = st.hub.counts().await?;
     let mut text = st
         .hub
-        .metrics
-        .render(objects, blocks, bytes, st.hub.db.readers_opened());
+        .metrics()
+        .render(objects, blocks, bytes, st.hub.db_readers_opened());
     if let Some(node) = &st.node {
         node.metrics().render(&node.status(), &mut text);
     }
-    let peers = st
-        .hub
-        .db
-        .read(crate::db::peers::list)
-        .await
-        .map_err(hub::Error::from)?;
-    crate::federation::render_metrics(&peers, &st.hub.federation, &mut text);
+    let peers = st.hub.peers().await?;
+    crate::federation::render_metrics(&peers, st.hub.federation(), &mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
@@ -314,19 +307,7 @@ async fn object(
 ) -> Result<Response> {
     let id = Id::parse(&oid)
         .map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("object id: {e}")))?;
-    let owner = who.map(|u| u.id);
-    let row = st
-        .hub
-        .db
-        .read(move |c| {
-            if !content::object_visible(c, &id, owner)? {
-                return Ok(None);
-            }
-            content::object(c, &id)
-        })
-        .await
-        .map_err(hub::Error::from)?;
-    let Some(row) = row else {
+    let Some(object) = st.hub.visible_object(id, who.map(|u| u.id)).await? else {
         return Err(Error::new(StatusCode::NOT_FOUND, "object not found"));
     };
     let etag = format!("\"{id}\"");
@@ -337,8 +318,8 @@ async fn object(
     {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let len = row.size;
-    let stream = st.hub.store.object_stream(id, row);
+    let len = object.size();
+    let stream = st.hub.object_stream(&object);
     let mut res = Response::new(Body::from_stream(stream));
     let h = res.headers_mut();
     h.insert(
@@ -375,13 +356,7 @@ async fn filter_objects(
     body: Body,
 ) -> Result<Response> {
     let body = msgpack_body(&st.hub, body).await?;
-    // The owner's first push asks before the repo exists: everything is missing then.
-    let repo = match st.hub.repo_for_write(&owner, &slug, &who, false).await {
-        Ok(r) => Some(r),
-        Err(hub::Error::NotFound(_)) if who.as_ref().is_some_and(|u| u.name == owner) => None,
-        Err(hub::Error::Forbidden(_)) => Some(st.hub.repo_for_read(&owner, &slug, &who).await?),
-        Err(e) => return Err(e.into()),
-    };
+    let repo = st.hub.repo_for_filter(&owner, &slug, &who).await?;
     Ok(msgpack(
         StatusCode::OK,
         &st.hub.filter_objects(repo.as_ref(), &body).await?,
@@ -426,7 +401,7 @@ async fn push(
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
     let body = msgpack_body(&st.hub, body).await?;
     let answer = st.hub.push(&repo, &body).await?;
-    st.hub.metrics.push(started.elapsed());
+    st.hub.metrics().push(started.elapsed());
     tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), took_ms = started.elapsed().as_millis() as u64, "push accepted");
     Ok(msgpack(StatusCode::OK, &answer))
 }

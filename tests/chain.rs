@@ -459,7 +459,7 @@ async fn a_hub_checks_keys_against_the_chain_and_follows_its_events() {
     let base = hub.url();
     eventually("the cache is refilled at start", async || {
         hub.hub()
-            .db
+            .db()
             .read(|c| musehub::db::identities::handle(c, "alice"))
             .await
             .unwrap()
@@ -468,7 +468,7 @@ async fn a_hub_checks_keys_against_the_chain_and_follows_its_events() {
     .await;
     let row = hub
         .hub()
-        .db
+        .db()
         .read(|c| musehub::db::identities::handle(c, "alice"))
         .await
         .unwrap()

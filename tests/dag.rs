@@ -292,7 +292,7 @@ async fn a_commit_car_is_read_by_ipld_car_and_round_trips_into_a_fresh_hub() {
         "same DAG, same order"
     );
     // The importing hub signs its own ref-state for the branch it set.
-    let b_key = b.server.hub().signer.public().to_peer_id().to_string();
+    let b_key = b.server.hub().node_key().public().to_peer_id().to_string();
     let path_b = write_temp(tmp.path(), "b.car", &car_b);
     musehub(
         b.data_dir(),
@@ -427,7 +427,7 @@ async fn verify_needs_only_the_cid_and_key_and_names_what_failed() {
     push_song(&a, "alice/song").await;
     let car = get_car(&a, "/alice/song/commits/main/car").await;
     let (root, secs) = sections(&car).await;
-    let key = a.server.hub().signer.public().to_peer_id();
+    let key = a.server.hub().node_key().public().to_peer_id();
     let work = tempfile::tempdir().unwrap();
     let good = write_temp(work.path(), "good.car", &car);
     let verify = |path: &Path, key: &str| {
@@ -449,7 +449,7 @@ async fn verify_needs_only_the_cid_and_key_and_names_what_failed() {
     let raw = hex::encode(
         a.server
             .hub()
-            .signer
+            .node_key()
             .public()
             .try_into_ed25519()
             .unwrap()

@@ -30,7 +30,7 @@ async fn push_file(hub: &TestHub, repo: &str, token: &str, path: &str, content: 
 }
 
 async fn peer_list(hub: &TestHub) -> Vec<peers::Peer> {
-    hub.server.hub().db.read(peers::list).await.unwrap()
+    hub.server.hub().db().read(peers::list).await.unwrap()
 }
 
 #[tokio::test]
@@ -50,7 +50,7 @@ async fn pushes_reach_replicas_by_notice_without_loops_and_survive_the_origin() 
         let subs = a
             .server
             .hub()
-            .db
+            .db()
             .read(|c| peers::subscribers_of(c, "alice", "song"))
             .await
             .unwrap();
@@ -113,7 +113,7 @@ async fn pushes_reach_replicas_by_notice_without_loops_and_survive_the_origin() 
     let fed = |h: &TestHub| {
         h.server
             .hub()
-            .federation
+            .federation()
             .notices_sent
             .load(std::sync::atomic::Ordering::Relaxed)
     };
@@ -122,7 +122,7 @@ async fn pushes_reach_replicas_by_notice_without_loops_and_survive_the_origin() 
     let repos = b
         .server
         .hub()
-        .db
+        .db()
         .read(|c| musehub::db::repos::list(c, None))
         .await
         .unwrap();
@@ -131,7 +131,7 @@ async fn pushes_reach_replicas_by_notice_without_loops_and_survive_the_origin() 
     let (objects, _, _) = b
         .server
         .hub()
-        .db
+        .db()
         .read(musehub::db::content::counts)
         .await
         .unwrap();
@@ -198,12 +198,12 @@ async fn pushes_reach_replicas_by_notice_without_loops_and_survive_the_origin() 
     let pa = b
         .server
         .hub()
-        .db
+        .db()
         .read(move |c| peers::by_url(c, &a_url))
         .await
         .unwrap()
         .unwrap();
-    b.server.hub().federation.due(pa.id);
+    b.server.hub().federation().due(pa.id);
     eventually("B reports A offline", async || {
         peer_list(&b)
             .await
@@ -278,7 +278,7 @@ async fn forged_and_unwanted_notices_and_bad_bytes_are_refused() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{why}");
     assert!(why.contains("not a hub this hub follows"), "{why}");
     let mut forged = signed_notice(&url, &body, &mallory);
-    let a_id = a.server.hub().signer.public().to_peer_id().to_string();
+    let a_id = a.server.hub().node_key().public().to_peer_id().to_string();
     let m_id = mallory.public().to_peer_id().to_string();
     forged[1].1 = forged[1].1.replace(&m_id, &a_id);
     let (s, why) = post_notice(&b, &forged, &body).await;
@@ -295,7 +295,7 @@ async fn forged_and_unwanted_notices_and_bad_bytes_are_refused() {
     .unwrap();
     let (s, why) = post_notice(
         &b,
-        &signed_notice(&url, &other, &a.server.hub().signer),
+        &signed_notice(&url, &other, a.server.hub().node_key()),
         &other,
     )
     .await;
@@ -304,7 +304,7 @@ async fn forged_and_unwanted_notices_and_bad_bytes_are_refused() {
     // Signed by A for the followed repo: accepted.
     let (s, why) = post_notice(
         &b,
-        &signed_notice(&url, &body, &a.server.hub().signer),
+        &signed_notice(&url, &body, a.server.hub().node_key()),
         &body,
     )
     .await;
@@ -312,7 +312,7 @@ async fn forged_and_unwanted_notices_and_bad_bytes_are_refused() {
     let refused = b
         .server
         .hub()
-        .federation
+        .federation()
         .notices_refused
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(refused, 4);
@@ -398,7 +398,7 @@ async fn a_peer_serving_bytes_that_do_not_match_their_ids_is_refused() {
     let (objects, _, _) = b
         .server
         .hub()
-        .db
+        .db()
         .read(musehub::db::content::counts)
         .await
         .unwrap();

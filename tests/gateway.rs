@@ -234,7 +234,7 @@ async fn plain_get_and_ranges_of_a_multi_block_file() {
         .hub
         .server
         .hub()
-        .db
+        .db()
         .read(move |c| musehub::db::content::object(c, &oid))
         .await
         .unwrap()
@@ -699,7 +699,7 @@ async fn private_blocks_answer_like_absent_ones_until_published() {
 
     // Making that repo private hides them again.
     let hub = gw.hub.server.hub().clone();
-    hub.db
+    hub.db()
         .write(|tx| {
             let repo = musehub::db::repos::get(tx, "alice", "pub")?.expect("repo");
             musehub::db::repos::set_visibility(tx, repo.id, musehub::db::repos::Visibility::Private)

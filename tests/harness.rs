@@ -63,7 +63,7 @@ impl TestHub {
         let name = name.to_owned();
         self.server
             .hub()
-            .db
+            .db()
             .write(move |tx| {
                 let u = match users::by_name(tx, &name)? {
                     Some(u) => u,
@@ -82,7 +82,7 @@ impl TestHub {
         let (o, s) = (owner.to_owned(), slug.to_owned());
         self.server
             .hub()
-            .db
+            .db()
             .write(move |tx| {
                 let u = users::by_name(tx, &o)?.expect("owner exists");
                 let vis = if private {

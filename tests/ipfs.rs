@@ -277,8 +277,11 @@ async fn a_peer_sending_bad_blocks_is_penalised_and_dropped() {
     let stored = hub
         .server
         .hub()
-        .store
-        .read_block_blocking(&Id::of(b"not what the prefix's CID names"))
+        .store()
+        .block_blocking(
+            &Id::of(b"not what the prefix's CID names").raw_cid(),
+            musehub::storage::Scope::Granted,
+        )
         .expect("read");
     assert!(stored.is_none());
 }

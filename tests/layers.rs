@@ -256,3 +256,46 @@ fn the_reader_finds_a_cycle_when_there_is_one() {
         ["a", "b::c"]
     );
 }
+
+/// What the web layer may not touch: the database and the block store themselves, and the
+/// operator's unchecked repo access. It reads repo content only through the hub's methods
+/// that take a `Readable`/`Writable` repo (see `src/hub/access.rs` for the compile-time half).
+const WEB_MAY_NOT: &[&str] = &[".db()", ".store()", "repo_for_operator", "rusqlite"];
+
+/// Which of [`WEB_MAY_NOT`] each `web` module uses.
+fn web_reaches_past_the_hub(modules: &BTreeMap<String, String>) -> Vec<(String, &'static str)> {
+    modules
+        .iter()
+        .filter(|(name, _)| *name == "web" || name.starts_with("web::"))
+        .flat_map(|(name, text)| {
+            let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            WEB_MAY_NOT
+                .iter()
+                .filter(move |bad| compact.contains(*bad))
+                .map(move |bad| (name.clone(), *bad))
+        })
+        .collect()
+}
+
+#[test]
+fn the_web_layer_reads_repos_only_through_the_hub() {
+    let modules = modules();
+    assert!(
+        modules.keys().filter(|m| m.starts_with("web::")).count() > 5,
+        "the web modules were read"
+    );
+    let found = web_reaches_past_the_hub(&modules);
+    assert!(
+        found.is_empty(),
+        "web modules reach past the hub's typed access: {found:?}"
+    );
+    // And the check sees a line split the way rustfmt splits a chain.
+    let planted = BTreeMap::from([(
+        "web::planted".to_owned(),
+        "let x = st\n    .hub\n    .db()\n    .read(|c| list(c));".to_owned(),
+    )]);
+    assert_eq!(
+        web_reaches_past_the_hub(&planted),
+        [("web::planted".to_owned(), ".db()")]
+    );
+}

@@ -21,7 +21,8 @@
 //! - `appliance`: the OS image under qemu: first-boot setup, replication, reboots (`scripts/test-image`).
 //! - `setup`: `musehub setup` from a boot-partition folder: first run, idempotent reruns, refusals, the link to `/setup`.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
-//! - `layers`: no two source files use each other (the layer graph has no cycles).
+//! - `layers`: no two source files use each other (the layer graph has no cycles), and the web
+//!   layer never reaches the database or block store past the hub's typed repo access.
 
 #![allow(unreachable_pub)]
 

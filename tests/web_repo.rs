@@ -741,7 +741,7 @@ async fn session_for(hub: &TestHub, name: &str) -> String {
     let name = name.to_owned();
     hub.server
         .hub()
-        .db
+        .db()
         .write(move |tx| {
             let u = musehub::db::users::by_name(tx, &name)?.expect("user exists");
             let expires = musehub::db::unix_now() + 3_600;

@@ -124,7 +124,7 @@ async fn link(hub: &TestHub, name: &str, secs: i64) -> String {
     let name = name.to_owned();
     hub.server
         .hub()
-        .db
+        .db()
         .write(move |tx| {
             let u = users::by_name(tx, &name)?.expect("user exists");
             sessions::add_login_link(tx, u.id, &hash, db::unix_now() + secs)
@@ -185,7 +185,7 @@ async fn visibility(hub: &TestHub, owner: &str, slug: &str) -> Option<&'static s
     let (o, s) = (owner.to_owned(), slug.to_owned());
     hub.server
         .hub()
-        .db
+        .db()
         .read(move |c| repos::get(c, &o, &s))
         .await
         .expect("read")
@@ -195,7 +195,7 @@ async fn visibility(hub: &TestHub, owner: &str, slug: &str) -> Option<&'static s
 async fn token_count(hub: &TestHub) -> usize {
     hub.server
         .hub()
-        .db
+        .db()
         .read(|c| users::list_tokens(c, None))
         .await
         .expect("tokens")
@@ -625,7 +625,7 @@ async fn tokens_are_shown_once_work_and_can_be_revoked() {
     let (laptop, bob_token) = hub
         .server
         .hub()
-        .db
+        .db()
         .read(|c| {
             let all = users::list_tokens(c, None)?;
             let find = |user: &str, label: &str| {
@@ -783,11 +783,17 @@ async fn a_hub_found_on_the_lan_is_followed_with_one_click() {
     let hub = seeded().await;
     let other = TestHub::spawn().await;
     let other_url = other.server.url();
-    hub.server.hub().federation.lan.lock().unwrap().insert(
+    hub.server.hub().federation().lan.lock().unwrap().insert(
         "12D3KooWother".into(),
         musehub::federation::LanHub {
             url: other_url.clone(),
-            peer_id: other.server.hub().signer.public().to_peer_id().to_string(),
+            peer_id: other
+                .server
+                .hub()
+                .node_key()
+                .public()
+                .to_peer_id()
+                .to_string(),
             owner: Some("bob".into()),
             version: "0.1.0".into(),
         },

@@ -16,7 +16,7 @@ const T1: &str = "2026-03-16T12:05:30.123456+00:00";
 const T2: &str = "2026-03-16T12:07:00.5+00:00";
 
 async fn objects_count(hub: &TestHub) -> u64 {
-    hub.server.hub().db.read(content::counts).await.unwrap().0
+    hub.server.hub().db().read(content::counts).await.unwrap().0
 }
 
 /// A hub with alice (owner of public alice/song, private alice/secret) and bob.
@@ -101,7 +101,7 @@ async fn push_fetch_round_trip_keeps_every_object_including_empty_and_large() {
     let row = hub
         .server
         .hub()
-        .db
+        .db()
         .read(move |c| content::object(c, &big_id))
         .await
         .unwrap()

@@ -338,7 +338,7 @@ async fn replays_concurrent_chunked_push_of_850_files() {
     let (_, objects, _) = hub
         .server
         .hub()
-        .db
+        .db()
         .read(musehub::db::content::counts)
         .await
         .unwrap();

@@ -93,16 +93,12 @@ async fn inline(dir: &Path, objs: &[(Id, Vec<u8>)], batch: usize) -> Result<Dura
         .map_err(|e: db::Error| anyhow::anyhow!(e))?;
     let started = Instant::now();
     for chunk in objs.chunks(batch) {
-        let mut imported = Vec::with_capacity(chunk.len());
-        let mut dirs = BTreeSet::new();
+        // One session per batch: each commits (syncs and records) once.
+        let mut ingest = store.ingest(repo_id);
         for (id, data) in chunk {
-            let mut w = store.writer(*id, data.len() as u64).await?;
-            w.write(data).await?;
-            let (imp, d) = w.finish().await?;
-            imported.push(imp);
-            dirs.extend(d);
+            ingest.add_object(*id, data).await?;
         }
-        store.record(repo_id, imported, dirs).await?;
+        ingest.commit().await?;
     }
     Ok(started.elapsed())
 }

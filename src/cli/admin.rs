@@ -47,7 +47,7 @@ pub(super) fn user(config: &Config, cmd: UserCommand) -> Result<()> {
     match cmd {
         UserCommand::Add { name } => {
             hub::check_user_name(&name)?;
-            let created = hub.db.write_blocking(|tx| {
+            let created = hub.db().write_blocking(|tx| {
                 if users::by_name(tx, &name)?.is_some() {
                     return Ok::<_, db::Error>(None);
                 }
@@ -59,13 +59,13 @@ pub(super) fn user(config: &Config, cmd: UserCommand) -> Result<()> {
             }
         }
         UserCommand::List => {
-            for u in hub.db.read_blocking(users::list)? {
+            for u in hub.db().read_blocking(users::list)? {
                 println!("{}\t{}", u.name, u.created_at);
             }
         }
         UserCommand::ClearKeyCache => {
             let n = hub
-                .db
+                .db()
                 .write_blocking(|tx| crate::db::identities::wipe_cache(tx))?;
             println!(
                 "Forgot the cached key state of {n} handle(s); the hub reads it again from the chain when it starts."
@@ -88,7 +88,7 @@ pub(super) fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
             let hash = auth::hash_token(&token);
             let expires_at =
                 expires.map(|d| db::unix_now() + std::time::Duration::from(d).as_secs() as i64);
-            hub.db
+            hub.db()
                 .write_blocking(|tx| users::add_token(tx, u.id, &hash, &label, expires_at))?;
             println!("{token}");
             eprintln!();
@@ -108,7 +108,7 @@ pub(super) fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
         }
         TokenCommand::List { user } => {
             for t in hub
-                .db
+                .db()
                 .read_blocking(|c| users::list_tokens(c, user.as_deref()))?
             {
                 let state = if t.revoked {
@@ -132,7 +132,7 @@ pub(super) fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            if hub.db.write_blocking(|tx| users::revoke_token(tx, id))? {
+            if hub.db().write_blocking(|tx| users::revoke_token(tx, id))? {
                 println!("revoked token {id}");
             } else {
                 bail!("no active token {id} (see `musehub token list`)");
@@ -154,7 +154,7 @@ pub(super) fn repo(config: &Config, cmd: RepoCommand) -> Result<()> {
             } else {
                 Visibility::Public
             };
-            let made = hub.db.write_blocking(|tx| {
+            let made = hub.db().write_blocking(|tx| {
                 if repos::get(tx, owner, slug)?.is_some() {
                     return Ok::<_, db::Error>(false);
                 }
@@ -171,7 +171,10 @@ pub(super) fn repo(config: &Config, cmd: RepoCommand) -> Result<()> {
             );
         }
         RepoCommand::List { owner } => {
-            for r in hub.db.read_blocking(|c| repos::list(c, owner.as_deref()))? {
+            for r in hub
+                .db()
+                .read_blocking(|c| repos::list(c, owner.as_deref()))?
+            {
                 println!(
                     "{}/{}\t{}\t{}",
                     r.owner,
@@ -186,10 +189,10 @@ pub(super) fn repo(config: &Config, cmd: RepoCommand) -> Result<()> {
             let vis = Visibility::parse(&visibility)
                 .ok_or_else(|| anyhow!("visibility must be public or private"))?;
             let r = hub
-                .db
+                .db()
                 .read_blocking(|c| repos::get(c, owner, slug))?
                 .ok_or_else(|| anyhow!("no repository {repo}"))?;
-            hub.db
+            hub.db()
                 .write_blocking(|tx| repos::set_visibility(tx, r.id, vis))?;
             println!("{repo} is now {}", vis.as_str());
         }
@@ -211,7 +214,7 @@ pub(super) fn login_link(config: &Config, user: &str, ttl: std::time::Duration) 
     let u = find_user(&hub, user)?;
     let expires_at = db::unix_now() + ttl.as_secs().max(1) as i64;
     let token = hub
-        .db
+        .db()
         .write_blocking(|tx| sessions::issue_login_link(tx, u.id, expires_at))?;
     println!("{}/login/{token}", config.public_url);
     eprintln!();
@@ -261,7 +264,7 @@ pub(super) fn doctor(config: &Config, json: bool) -> Result<()> {
 }
 
 fn find_user(hub: &Hub, name: &str) -> Result<users::User> {
-    hub.db
+    hub.db()
         .read_blocking(|c| users::by_name(c, name))?
         .ok_or_else(|| anyhow!("no user {name}; add one with `musehub user add {name}`"))
 }

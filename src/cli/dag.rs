@@ -32,16 +32,15 @@ pub(super) fn car_export(
     let (owner, slug) = super::split_repo(repo)?;
     let hub = open_hub(config)?;
     super::runtime()?.block_on(async move {
-        let (o, s) = (owner.to_owned(), slug.to_owned());
         let repo = hub
-            .db
-            .read(move |c| crate::db::repos::get(c, &o, &s))
-            .await?
-            .ok_or_else(|| anyhow!("no repository {owner}/{slug} on this hub"))?;
+            .repo_for_operator(owner, slug)
+            .await
+            .map_err(|_| anyhow!("no repository {owner}/{slug} on this hub"))?
+            .readable();
         let rev = rev.unwrap_or(&repo.default_branch).to_owned();
         let commit = hub.resolve_commit(&repo, &rev).await?;
         let plan = hub.plan_car(&repo, commit, history, Vec::new()).await?;
-        let (root, total, blocks) = (plan.root, plan.len, plan.blocks.len());
+        let (root, total, blocks) = (plan.root(), plan.byte_len(), plan.block_count());
         let tmp = part_path(out);
         let mut file = tokio::fs::File::create(&tmp)
             .await

@@ -36,7 +36,7 @@ pub(super) fn remove(config: &Config, url: &str) -> Result<()> {
     let url = crate::federation::normalize_url(url)?;
     let hub = open_hub(config)?;
     let u = url.clone();
-    if !hub.db.write_blocking(move |tx| peers::remove(tx, &u))? {
+    if !hub.db().write_blocking(move |tx| peers::remove(tx, &u))? {
         bail!("{url} is not a peer of this hub (see `musehub peer list`)");
     }
     println!("No longer following {url}. Its replicas stay here, read-only.");
@@ -45,7 +45,7 @@ pub(super) fn remove(config: &Config, url: &str) -> Result<()> {
 
 pub(super) fn list(config: &Config, json: bool) -> Result<()> {
     let hub = open_hub(config)?;
-    let list = hub.db.read_blocking(peers::list)?;
+    let list = hub.db().read_blocking(peers::list)?;
     let now = unix_now();
     if json {
         let v: Vec<_> = list

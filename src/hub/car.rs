@@ -10,31 +10,51 @@ use bytes::Bytes;
 use cid::Cid;
 use futures_util::StreamExt;
 
-use super::{Error, Hub, Result};
+use super::{Error, Hub, Readable, Result};
 use crate::cids::{self, DAG_CBOR, DAG_PB, Id, RAW};
 use crate::dag;
 use crate::db::content;
 use crate::db::dag as rows;
 use crate::db::repos::{self, Repo};
-use crate::storage::{self, unixfs};
+use crate::storage::{self, Scope, unixfs};
 
 /// Blocks read ahead of the socket while streaming.
 const READ_AHEAD: usize = 4;
 /// A ref-state covers a commit when the commit is at most this many commits below it.
 const COVER_DEPTH: usize = 100_000;
 
-/// A planned CAR: its root, its blocks in order with their sizes, and its exact length.
+/// A planned CAR: its root, its blocks in order with their sizes, and its exact length. Made
+/// only by [`Hub::plan_car`] from a readable repo, so streaming one cannot reach other blocks.
 #[derive(Debug, Clone)]
 pub struct CarPlan {
-    pub root: Cid,
-    pub commit_id: Id,
-    pub blocks: Vec<(Cid, u64)>,
-    pub len: u64,
+    root: Cid,
+    commit_id: Id,
+    blocks: Vec<(Cid, u64)>,
+    len: u64,
+}
+
+impl CarPlan {
+    pub fn root(&self) -> Cid {
+        self.root
+    }
+
+    pub fn commit_id(&self) -> Id {
+        self.commit_id
+    }
+
+    /// The CAR's exact length in bytes.
+    pub fn byte_len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
 }
 
 impl Hub {
     /// A branch name, a 64-hex Muse commit id, or a commit CID, resolved in `repo`.
-    pub async fn resolve_commit(&self, repo: &Repo, rev: &str) -> Result<Id> {
+    pub async fn resolve_commit(&self, repo: &Readable<Repo>, rev: &str) -> Result<Id> {
         let rev = rev.trim_matches('/').to_owned();
         let (rid, r) = (repo.id, rev.clone());
         let found = self
@@ -71,13 +91,13 @@ impl Hub {
     /// objects of their snapshots are left out.
     pub async fn plan_car(
         &self,
-        repo: &Repo,
+        repo: &Readable<Repo>,
         commit_id: Id,
         history: bool,
         haves: Vec<Id>,
     ) -> Result<CarPlan> {
         let hub = self.clone();
-        let repo = repo.clone();
+        let repo: Repo = (**repo).clone();
         tokio::task::spawn_blocking(move || plan_blocking(&hub, &repo, commit_id, history, &haves))
             .await
             .map_err(|e| Error::Invalid(format!("planning the CAR: {e}")))?
@@ -117,15 +137,11 @@ impl Hub {
 }
 
 /// One block's bytes for a CAR: raw leaves through the store's buffer pool.
+/// A block of a planned CAR (the plan came from a readable repo).
 fn read_for_car(store: &storage::Store, cid: &Cid) -> std::io::Result<Bytes> {
-    if cid.codec() == RAW {
-        return store.read_leaf(cid).map_err(std::io::Error::other);
-    }
-    let digest = cids::digest_of(cid).map_err(std::io::Error::other)?;
     store
-        .read_block_blocking(&digest)
+        .block_blocking(cid, Scope::Granted)
         .map_err(std::io::Error::other)?
-        .map(Bytes::from)
         .ok_or_else(|| std::io::Error::other(format!("block {cid} is missing")))
 }
 
@@ -189,7 +205,7 @@ fn plan_blocking(
         let children = match cid.codec() {
             RAW => Vec::new(),
             DAG_PB => {
-                let data = read(hub, &digest, &cid)?;
+                let data = read(hub, &cid)?;
                 unixfs::decode_file_node(&data)
                     .map_err(|e| Error::Invalid(format!("block {cid}: {e}")))?
                     .links
@@ -198,7 +214,7 @@ fn plan_blocking(
                     .collect()
             }
             DAG_CBOR => {
-                let data = read(hub, &digest, &cid)?;
+                let data = read(hub, &cid)?;
                 match dag::decode_commit(&data) {
                     Ok(node) => {
                         // Only commits of this repo go out, whatever the hub holds elsewhere.
@@ -260,14 +276,13 @@ fn plan_blocking(
             };
             let cid = cid_of(&c)?;
             if seen.insert(cid) {
-                let digest = cids::digest_of(&cid).map_err(|e| Error::Invalid(e.to_string()))?;
-                let size = read(hub, &digest, &cid)?.len() as u64;
+                let size = read(hub, &cid)?.len() as u64;
                 blocks.push((cid, size));
             }
         }
         let cid = cid_of(&state.cid)?;
         if seen.insert(cid) {
-            let size = read(hub, &state.digest, &cid)?.len() as u64;
+            let size = read(hub, &cid)?.len() as u64;
             blocks.push((cid, size));
         }
     }
@@ -285,9 +300,9 @@ fn plan_blocking(
     })
 }
 
-fn read(hub: &Hub, digest: &Id, cid: &Cid) -> Result<Vec<u8>> {
+fn read(hub: &Hub, cid: &Cid) -> Result<Bytes> {
     hub.store
-        .read_block_blocking(digest)?
+        .block_blocking(cid, Scope::Granted)?
         .ok_or_else(|| Error::Invalid(format!("block {cid} is not on the hub")))
 }
 

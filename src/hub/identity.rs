@@ -195,7 +195,7 @@ impl Hub {
             KeyState::Foreign => format!("this key does not belong to {handle} on chain"),
         };
         tracing::warn!(target: "musehub::identity", handle, key = %hex::encode(key), reason = %why, "key refused");
-        Err(Error::Unauthorized(why))
+        Err(Error::NotSignedIn(why))
     }
 
     /// Asks the chain about `handle` and `keys` (plus every key the user signed in with),
@@ -455,7 +455,7 @@ impl Hub {
         super::check_user_name(&req.handle)?;
         if !self.spend_challenge(&req.challenge, &req.handle) {
             tracing::warn!(target: "musehub::identity", handle = %req.handle, "login with an unknown, used or expired challenge");
-            return Err(Error::Unauthorized(
+            return Err(Error::NotSignedIn(
                 "the login challenge is unknown, used or expired; run `musehub login` again".into(),
             ));
         }
@@ -501,12 +501,12 @@ impl Hub {
                     || bearer_user == Some(user.id)
                     || (known.is_empty() && !users::has_tokens(tx, user.id)?);
                 if !trusted && !known.is_empty() {
-                    return Err(Error::Forbidden(format!(
+                    return Err(Error::NotPermitted(format!(
                         "this hub knows another key for {h}; sign in with that key, or add this one with `musehub login --token <one of {h}'s tokens>`"
                     )));
                 }
                 if !trusted {
-                    return Err(Error::Forbidden(format!(
+                    return Err(Error::NotPermitted(format!(
                         "{h} already signs in to this hub with a token; run `musehub login` with --token <one of {h}'s tokens> once to add this key"
                     )));
                 }

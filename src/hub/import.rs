@@ -17,7 +17,7 @@ use crate::clone::{self, CarIndex, History, Source};
 use crate::db::content::{self, CommitRow};
 use crate::db::repos;
 use crate::db::{dag as rows, users};
-use crate::storage::Imported;
+use crate::storage::Staged;
 
 /// What an import did.
 #[derive(Debug, Clone)]
@@ -48,23 +48,18 @@ impl Hub {
     /// Stores one object from the CAR through the store's writer (which checks its bytes
     /// against `oid` and chunks them by this hub's profile) and checks that the result has
     /// the CID the CAR links.
-    async fn store_object(
-        &self,
-        src: &Source,
-        oid: &Id,
-        cid: &Cid,
-    ) -> Result<(Imported, BTreeSet<std::path::PathBuf>)> {
+    async fn store_object(&self, src: &Source, oid: &Id, cid: &Cid) -> Result<Staged> {
         let size = src.object_size(cid, oid).await?;
         let mut w = self.store.writer(*oid, size).await?;
         for piece in clone::pieces(src, cid, oid).await? {
             let data = src.piece(piece, oid).await?;
             w.write(&data).await?;
         }
-        let (imp, d) = w.finish().await?;
-        let ours = match imp.root {
+        let staged = w.finish().await?;
+        let ours = match staged.root() {
             Some(root) => root,
             // Already held: its CID is the one recorded then.
-            None if !imp.new => {
+            None if !staged.is_new() => {
                 let o = *oid;
                 self.db.read(move |c| hubdag::object_cid(c, &o)).await?
             }
@@ -75,7 +70,7 @@ impl Hub {
                 "object {oid} is linked as {cid}, but this hub's unixfs-v1-2025 layout gives {ours}"
             );
         }
-        Ok((imp, d))
+        Ok(staged)
     }
 
     /// Imports `path` into `target` (`owner/slug`), or into the repo its ref-states name.
@@ -165,14 +160,14 @@ impl Hub {
         let done = std::sync::atomic::AtomicUsize::new(0);
         let written = std::sync::atomic::AtomicU64::new(0);
         let src = &src;
-        let results: Vec<Result<(Imported, BTreeSet<std::path::PathBuf>)>> =
+        let results: Vec<Result<Staged>> =
             futures_util::stream::iter(hist.objects.iter().filter(|(o, _)| !held.contains(o)))
                 .map(|(oid, cid)| {
                     let (done, written) = (&done, &written);
                     async move {
                         let r = self.store_object(src, oid, cid).await?;
-                        let b = written.fetch_add(r.0.size, std::sync::atomic::Ordering::Relaxed)
-                            + r.0.size;
+                        let b = written.fetch_add(r.size(), std::sync::atomic::Ordering::Relaxed)
+                            + r.size();
                         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         progress(b, n, count);
                         Ok(r)
@@ -181,13 +176,7 @@ impl Hub {
                 .buffer_unordered(OBJECTS_IN_FLIGHT)
                 .collect()
                 .await;
-        let mut batch = Vec::with_capacity(count);
-        let mut dirs = BTreeSet::new();
-        for r in results {
-            let (imp, d) = r?;
-            batch.push(imp);
-            dirs.extend(d);
-        }
+        let staged = results.into_iter().collect::<Result<Vec<_>>>()?;
         let bytes = written.into_inner();
         let domain = states
             .first()
@@ -228,7 +217,11 @@ impl Hub {
             }
         };
 
-        self.store.record(repo.id, batch, dirs).await?;
+        let mut ingest = self.store.ingest(repo.id);
+        for object in staged {
+            ingest.add(object).await?;
+        }
+        ingest.commit().await?;
 
         let report = ImportReport {
             repo: format!("{}/{}", repo.owner, repo.slug),

@@ -69,12 +69,14 @@ impl Node {
             return Ok((Bytes::copy_from_slice(cid.hash().digest()), Source::Local));
         }
         let digest = cids::digest_of(cid).map_err(|e| FetchError::BadCid(format!("{cid}: {e}")))?;
-        let store = self.inner.hub.store.clone();
-        let local = tokio::task::spawn_blocking(move || store.read_block_blocking(&digest))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let local = self
+            .inner
+            .hub
+            .store()
+            .block(cid, crate::storage::Scope::Granted)
+            .await?;
         if let Some(b) = local {
-            return Ok((Bytes::from(b), Source::Local));
+            return Ok((b, Source::Local));
         }
         let mut tried = Vec::new();
         if let Some(block) = self.via_bitswap(cid).await {
@@ -106,7 +108,7 @@ impl Node {
         self.inner.metrics.gateway_fetches.add(1);
         self.inner
             .hub
-            .store
+            .store()
             .put_block(digest, block.clone())
             .await?;
         Ok(())

@@ -224,7 +224,7 @@ impl Node {
             retry: Vec::new(),
             find_providers: HashMap::new(),
             get_records: HashMap::new(),
-            events: node.inner.hub.events.subscribe(),
+            events: node.inner.hub.events().subscribe(),
             content_changed: true,
             last_rescan: tokio::time::Instant::now(),
         };

@@ -46,7 +46,7 @@ pub(crate) async fn run(node: Node) {
         return;
     };
     let shutdown = node.inner.shutdown.clone();
-    let mut events = node.inner.hub.events.subscribe();
+    let mut events = node.inner.hub.events().subscribe();
     // Let the swarm listen first so the index carries its addresses.
     tokio::select! {
         _ = shutdown.cancelled() => return,
@@ -94,11 +94,11 @@ pub async fn publish_once(node: &Node, data_dir: &Path) -> Result<Cid> {
     let digest = Id(Sha256::digest(&bytes).into());
     let cid = cids::cid_of(DAG_CBOR, &digest);
     let hub = &node.inner.hub;
-    hub.store
+    hub.store()
         .put_block(digest, bytes.into())
         .await
         .context("storing the index block")?;
-    hub.db
+    hub.db()
         .write(move |c| db::published::publish(c, &digest, "index"))
         .await?;
     let sequence = next_sequence(data_dir)?;
@@ -167,7 +167,7 @@ async fn build_index(node: &Node) -> Result<Value> {
     let list = node
         .inner
         .hub
-        .db
+        .db()
         .read(|c| {
             let mut out = Vec::new();
             for r in repos::list(c, None)? {

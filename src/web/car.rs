@@ -55,7 +55,7 @@ pub async fn export(
     }
     let commit = st.hub.resolve_commit(&repo, &rev).await?;
     let plan = st.hub.plan_car(&repo, commit, history, haves).await?;
-    let (len, root) = (plan.len, plan.root);
+    let (len, root) = (plan.byte_len(), plan.root());
     let name = format!(
         "{}-{}-{}.car",
         repo.owner,

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::identity::{read_limited, target_uri, verify};
 use super::{AppState, Error, Result};
-use crate::db::peers::{self, Policy, Subscriber};
+use crate::db::peers::{Policy, Subscriber};
 use crate::federation::{self, Notice, Subscription};
 use crate::httpsig;
 
@@ -43,7 +43,7 @@ async fn verified(st: &AppState, req: Request, what: &str) -> Result<(String, by
         .map(|v| (v.keyid, body))
         .map_err(|e| {
             st.hub
-                .federation
+                .federation()
                 .notices_refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(target: "musehub::federation", %uri, reason = %e, "{what} refused: bad signature");
@@ -69,12 +69,7 @@ pub async fn subscribe(State(st): State<AppState>, req: Request) -> Result<Respo
         peer_id: peer_id.clone(),
         policy,
     };
-    let ok = st
-        .hub
-        .db
-        .write(move |tx| peers::subscribe(tx, &sub))
-        .await
-        .map_err(crate::hub::Error::from)?;
+    let ok = st.hub.add_subscriber(sub).await?;
     if !ok {
         return Err(Error::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -90,7 +85,7 @@ pub async fn notify(State(st): State<AppState>, req: Request) -> Result<Response
     let (peer_id, body) = verified(&st, req, "notice").await?;
     let refuse = |status: StatusCode, why: String| {
         st.hub
-            .federation
+            .federation()
             .notices_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(target: "musehub::federation", peer = %peer_id, reason = %why, "notice refused");
@@ -102,13 +97,7 @@ pub async fn notify(State(st): State<AppState>, req: Request) -> Result<Response
         .repo
         .split_once('/')
         .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, "repo must be owner/slug".into()))?;
-    let pid = peer_id.clone();
-    let followed = st
-        .hub
-        .db
-        .read(move |c| peers::by_peer_id(c, &pid))
-        .await
-        .map_err(crate::hub::Error::from)?;
+    let followed = st.hub.peers_with_id(&peer_id).await?;
     if followed.is_empty() {
         return Err(refuse(
             StatusCode::FORBIDDEN,
@@ -122,10 +111,10 @@ pub async fn notify(State(st): State<AppState>, req: Request) -> Result<Response
         ));
     };
     st.hub
-        .federation
+        .federation()
         .notices_received
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(target: "musehub::federation", peer = %peer.url, repo = %n.repo, "notice received; syncing");
-    st.hub.federation.due(peer.id);
+    st.hub.federation().due(peer.id);
     Ok(StatusCode::ACCEPTED.into_response())
 }

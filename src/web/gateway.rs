@@ -50,7 +50,6 @@ use super::range::{self, header_value, none_match};
 use super::{AppState, Error, Result};
 use crate::car;
 use crate::cids::{DAG_CBOR, DAG_PB, RAW};
-use crate::db::content::ObjectRow;
 use crate::hub::{self, BlockKey, Hub};
 use crate::storage::unixfs;
 
@@ -525,15 +524,9 @@ impl Req<'_> {
                 }
                 let size = node.filesize;
                 let want = range::requested(self.headers, &etag, size);
-                let store = self.hub.store.clone();
-                let row = ObjectRow {
-                    size,
-                    root: Some(self.cid.to_bytes()),
-                };
-                // The tree's blocks are public with its root: every tree holding a node holds
-                // the node's whole subtree, and each is listed in `object_blocks`.
+                let (hub, root) = (self.hub.clone(), self.cid);
                 range::answer(size, want, move |s, e| {
-                    Body::from_stream(store.object_range_stream(digest, row, s, e))
+                    Body::from_stream(hub.public_file_range(digest, &root, size, s, e))
                 })
             }
             DAG_CBOR => return Err(not_a_file("a DAG-CBOR node")),
@@ -723,11 +716,7 @@ async fn block(
     let Ok(BlockKey::Sha256(digest)) = hub::block_key(cid) else {
         return Ok(None);
     };
-    if hub
-        .db
-        .read(move |c| crate::db::published::in_any_object(c, &digest))
-        .await?
-    {
+    if hub.is_object_block(digest).await? {
         return Ok(None);
     }
     match node.fetch_block(cid).await {

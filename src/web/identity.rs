@@ -138,7 +138,7 @@ pub(super) fn verify(
         None,
         &policy,
         key_of,
-        &hub.identity.replay,
+        &hub.identities().replay,
     )
 }
 
@@ -233,7 +233,7 @@ pub async fn challenge(State(st): State<AppState>, body: Body) -> Result<Respons
     Ok(axum::Json(serde_json::json!({
         "challenge": challenge,
         "expires": expires,
-        "hub_peer_id": st.hub.signer.public().to_peer_id().to_string(),
+        "hub_peer_id": st.hub.node_key().public().to_peer_id().to_string(),
     }))
     .into_response())
 }

@@ -122,13 +122,13 @@ impl PageError {
 
 impl From<crate::hub::Error> for PageError {
     fn from(e: crate::hub::Error) -> Self {
-        use crate::hub::Error as H;
-        match e {
-            H::NotFound(m) => PageError::not_found(m),
-            H::Unauthorized(m) | H::Forbidden(m) => PageError::forbidden(m),
-            H::Invalid(m) | H::Conflict(m) => PageError::bad_request(m),
-            other => {
-                tracing::error!(target: "musehub::web", error = %other, "page failed");
+        let status = crate::web::status_of(&e);
+        match status {
+            StatusCode::NOT_FOUND => PageError::not_found(e.to_string()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PageError::forbidden(e.to_string()),
+            s if s.is_client_error() => PageError::bad_request(e.to_string()),
+            _ => {
+                tracing::error!(target: "musehub::web", error = %e, "page failed");
                 PageError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     message: String::new(),

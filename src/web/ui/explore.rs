@@ -8,8 +8,7 @@ use axum::response::Response;
 
 use super::{Chrome, PageError, html, session, short_time, size};
 use crate::chain::RotationKind;
-use crate::db::repos::{self, Repo, Visibility};
-use crate::db::{content, users};
+use crate::db::repos::{Repo, Visibility};
 use crate::hub::identity::Anchoring;
 use crate::web::AppState;
 
@@ -58,10 +57,11 @@ pub async fn home(
     let (viewer, csrf) = session::viewer(&st, &headers).await;
     let q = search.q.unwrap_or_default().trim().to_owned();
     let needle = q.to_lowercase();
-    let list = st.hub.db.read(|c| repos::list(c, None)).await?;
+    // Public repos only, even for a signed-in viewer: explore is the hub's shop window.
+    let list = st.hub.repos_visible_to(&None, None).await?;
     let mut shown: Vec<&Repo> = list
         .iter()
-        .filter(|r| r.visibility == Visibility::Public)
+        .map(|r| &**r)
         .filter(|r| {
             needle.is_empty()
                 || r.owner.to_lowercase().contains(&needle)
@@ -160,33 +160,16 @@ pub async fn user(
     Path(owner): Path<String>,
 ) -> Result<Response, PageError> {
     let (viewer, csrf) = session::viewer(&st, &headers).await;
-    let o = owner.clone();
-    let (user, list) = st
-        .hub
-        .db
-        .read(move |c| {
-            Ok::<_, crate::db::Error>((users::by_name(c, &o)?, repos::list(c, Some(&o))?))
-        })
-        .await?;
-    let Some(user) = user else {
+    let Some(user) = st.hub.user_named(&owner).await? else {
         return Err(PageError::not_found(format!(
             "There is no user called {owner} on this hub."
         )));
     };
-    let is_self = viewer.as_ref().is_some_and(|v| v.id == user.id);
-    let uid = user.id;
-    let keys = st
-        .hub
-        .db
-        .read(move |c| crate::db::identities::keys_of(c, uid))
-        .await?;
+    let list = st.hub.repos_visible_to(&viewer, Some(&owner)).await?;
+    let keys = st.hub.keys_of(&user).await?;
     let anchoring = st.hub.anchoring(&user).await?;
     let (anchor_state, anchor_label, anchor_detail) = anchoring_words(&anchoring, !keys.is_empty());
-    let repos = list
-        .iter()
-        .filter(|r| is_self || r.visibility == Visibility::Public)
-        .map(RepoCard::from)
-        .collect();
+    let repos = list.iter().map(|r| RepoCard::from(&**r)).collect();
     Ok(html(UserPage {
         chrome: Chrome::new(user.name.clone(), viewer, csrf),
         name: user.name,
@@ -215,8 +198,8 @@ struct Node {
 /// `GET /node`: what this hub holds and how long it has been up.
 pub async fn node(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     let (viewer, csrf) = session::viewer(&st, &headers).await;
-    let (objects, blocks, bytes) = st.hub.db.read(content::counts).await?;
-    let repos = st.hub.db.read(|c| repos::list(c, None)).await?.len();
+    let (objects, blocks, bytes) = st.hub.counts().await?;
+    let repos = st.hub.repo_count().await?;
     let database = st
         .data_dir
         .as_deref()

@@ -13,15 +13,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
-use rmpv::Value;
 
 use super::{PageError, session};
 use crate::cids::Id;
-use crate::db::content::{self, ObjectRow};
-use crate::db::repos::{self, Repo, Visibility};
+use crate::db::repos::{Repo, Visibility};
+use crate::hub::{Object, Readable};
 use crate::web::AppState;
 use crate::web::range::{self, header_value, none_match};
-use crate::wire::{self, Fields};
 
 /// Largest MIDI file drawn as a piano roll.
 pub const MAX_PIANOROLL_BYTES: u64 = 16 * 1024 * 1024;
@@ -40,31 +38,22 @@ const PIANOROLL_VERSION: u32 = 1;
 /// A resolved `{rev}/{path}`.
 #[derive(Debug, Clone)]
 struct Resolved {
-    commit: Id,
     path: String,
-    object: Option<Id>,
     /// The rev was a commit id, so the answer never changes.
     pinned: bool,
 }
 
 /// Resolves `{rev}/{path}` in a repo the caller may read: `rev` is the longest leading run of
 /// segments that names a branch, else the first segment as a commit id of this repo. Returns
-/// the commit, the path (empty for the root) and the object at that path: `None` when the
-/// path is a folder or is not in the commit.
+/// the path and the object at that path: `None` when the path is empty or is not a file of the
+/// commit.
 ///
-/// An unknown branch or commit is a 404 page. Check access first with
-/// [`crate::hub::Hub::repo_for_read`].
-pub async fn resolve_path(
+/// An unknown branch or commit is a 404 page.
+async fn resolve(
     st: &AppState,
-    repo: &Repo,
+    repo: &Readable<Repo>,
     rest: &str,
-) -> Result<(Id, String, Option<Id>), PageError> {
-    let r = resolve(st, repo, rest).await?;
-    Ok((r.commit, r.path, r.object))
-}
-
-async fn resolve(st: &AppState, repo: &Repo, rest: &str) -> Result<Resolved, PageError> {
-    let repo_id = repo.id;
+) -> Result<(Resolved, Option<Object>), PageError> {
     let rest = rest.trim_start_matches('/').to_owned();
     let first: String = rest
         .split('/')
@@ -75,8 +64,7 @@ async fn resolve(st: &AppState, repo: &Repo, rest: &str) -> Result<Resolved, Pag
         .collect();
     let found = st
         .hub
-        .db
-        .read(move |c| {
+        .view(repo, move |v| {
             let segments: Vec<&str> = rest.split('/').collect();
             let mut hit = None;
             // Longest branch name first (branch names are at most 255 characters).
@@ -85,28 +73,44 @@ async fn resolve(st: &AppState, repo: &Repo, rest: &str) -> Result<Resolved, Pag
                 if name.len() > 255 {
                     continue;
                 }
-                if let Some(head) = repos::branch_head(c, repo_id, &name)? {
+                if let Some(head) = v.branch_head(&name)? {
                     hit = Some((head, segments[k..].join("/"), false));
                     break;
                 }
             }
             if hit.is_none()
                 && let Ok(id) = Id::parse(segments[0])
-                && content::repo_has_commit(c, repo_id, &id)?
+                && v.has_commit(&id)?
             {
                 hit = Some((id, segments[1..].join("/"), true));
             }
             let Some((commit, path, pinned)) = hit else {
-                return Ok::<_, crate::db::Error>(None);
+                return Ok::<_, PageError>(None);
             };
-            let Some(row) = content::repo_commit(c, repo_id, &commit)? else {
+            let Some(row) = v.commit(&commit)? else {
                 return Ok(None);
             };
-            let raw = content::snapshot_raw(c, &row.snapshot_id)?;
-            Ok(Some((commit, path, pinned, raw)))
+            let path = path.trim_end_matches('/').to_owned();
+            let mut object = None;
+            if !path.is_empty() {
+                let files = v.manifest(&row.snapshot_id).map_err(|e| {
+                    tracing::error!(target: "musehub::web", error = %e, "stored snapshot unreadable");
+                    PageError {
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        message: String::new(),
+                    }
+                })?;
+                if let Some(files) = files
+                    && let Ok(i) = files.binary_search_by(|(p, _)| p.as_str().cmp(&path))
+                {
+                    let id = files[i].1;
+                    object = Some(v.object(&id)?.ok_or(id));
+                }
+            }
+            Ok(Some((Resolved { path, pinned }, object)))
         })
         .await?;
-    let Some((commit, path, pinned, raw)) = found else {
+    let Some((resolved, object)) = found else {
         return Err(PageError::not_found(format!(
             "{}/{} has no branch or commit called {}.",
             repo.owner,
@@ -118,68 +122,38 @@ async fn resolve(st: &AppState, repo: &Repo, rest: &str) -> Result<Resolved, Pag
             }
         )));
     };
-    let path = path.trim_end_matches('/').to_owned();
-    let object = match raw {
-        Some(raw) => manifest_lookup(&raw, &path)?,
+    let object = match object {
         None => None,
-    };
-    Ok(Resolved {
-        commit,
-        path,
-        object,
-        pinned,
-    })
-}
-
-/// The object id at `path` in a stored snapshot record.
-fn manifest_lookup(raw: &[u8], path: &str) -> Result<Option<Id>, PageError> {
-    let broken = |e: wire::Error| {
-        tracing::error!(target: "musehub::web", error = %e, "stored snapshot unreadable");
-        PageError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: String::new(),
+        Some(Ok(o)) => Some(o),
+        Some(Err(id)) => {
+            tracing::error!(target: "musehub::web", object = %id, "object named by a snapshot is not stored");
+            return Err(PageError::not_found(
+                "This file's bytes are not on this hub.",
+            ));
         }
     };
-    if path.is_empty() {
-        return Ok(None);
-    }
-    let v = wire::decode(raw).map_err(broken)?;
-    let f = Fields::of(&v, "snapshot").map_err(broken)?;
-    let Some(Value::Map(m)) = f.get("manifest") else {
-        return Ok(None);
-    };
-    Ok(m.iter()
-        .find(|(k, _)| k.as_str() == Some(path))
-        .and_then(|(_, v)| v.as_str())
-        .and_then(|s| Id::parse(s).ok()))
+    Ok((resolved, object))
 }
 
-/// A readable repo and the object a `{rev}/{path}` names, with its stored row.
+/// A readable repo and the object a `{rev}/{path}` names.
 async fn object_at(
     st: &AppState,
     headers: &HeaderMap,
     owner: &str,
     slug: &str,
     rest: &str,
-) -> Result<(Repo, Resolved, Id, ObjectRow), PageError> {
+) -> Result<(Readable<Repo>, Resolved, Object), PageError> {
     let viewer = session::viewer(st, headers).await.0;
     let repo = st.hub.repo_for_read(owner, slug, &viewer).await?;
-    let r = resolve(st, &repo, rest).await?;
-    let Some(oid) = r.object else {
+    let (r, object) = resolve(st, &repo, rest).await?;
+    let Some(object) = object else {
         return Err(PageError::not_found(if r.path.is_empty() {
             "Name a file after the branch or commit.".to_owned()
         } else {
             format!("There is no file at {} in this commit.", r.path)
         }));
     };
-    let row = st.hub.db.read(move |c| content::object(c, &oid)).await?;
-    let Some(row) = row else {
-        tracing::error!(target: "musehub::web", object = %oid, "object named by a snapshot is not stored");
-        return Err(PageError::not_found(
-            "This file's bytes are not on this hub.",
-        ));
-    };
-    Ok((repo, r, oid, row))
+    Ok((repo, r, object))
 }
 
 /// How a file is served: its media type and whether a browser may show it in place.
@@ -256,18 +230,18 @@ pub async fn raw(
     headers: HeaderMap,
     Path((owner, slug, rest)): Path<(String, String, String)>,
 ) -> Result<Response, PageError> {
-    let (repo, r, oid, row) = object_at(&st, &headers, &owner, &slug, &rest).await?;
+    let (repo, r, row) = object_at(&st, &headers, &owner, &slug, &rest).await?;
+    let oid = row.id();
     let etag = format!("\"{oid}\"");
     let (mime, inline) = media_type(&r.path);
-    let size = row.size;
+    let size = row.size();
 
     let mut res = if none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let want = range::requested(&headers, &etag, size);
-        let store = st.hub.store.clone();
         let res = range::answer(size, want, |start, end| {
-            Body::from_stream(store.object_range_stream(oid, row, start, end))
+            Body::from_stream(st.hub.object_range_stream(&row, start, end))
         });
         if res.status() == StatusCode::RANGE_NOT_SATISFIABLE {
             let mut res = res;
@@ -321,7 +295,8 @@ pub async fn pianoroll(
     headers: HeaderMap,
     Path((owner, slug, rest)): Path<(String, String, String)>,
 ) -> Result<Response, PageError> {
-    let (repo, r, oid, row) = object_at(&st, &headers, &owner, &slug, &rest).await?;
+    let (repo, r, row) = object_at(&st, &headers, &owner, &slug, &rest).await?;
+    let oid = row.id();
     let name = r.path.rsplit('/').next().unwrap_or(&r.path).to_owned();
     let is_midi = name
         .rsplit_once('.')
@@ -331,12 +306,12 @@ pub async fn pianoroll(
             "Piano rolls are drawn for MIDI files (.mid, .midi) only.",
         ));
     }
-    if row.size > MAX_PIANOROLL_BYTES {
+    if row.size() > MAX_PIANOROLL_BYTES {
         return Ok(plain(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
                 "this MIDI file is too large to draw: {} (the limit is 16 MiB)\n",
-                super::size(row.size)
+                super::size(row.size())
             ),
         ));
     }
@@ -351,8 +326,7 @@ pub async fn pianoroll(
     }
     let bytes: Vec<u8> = st
         .hub
-        .store
-        .object_stream(oid, row)
+        .object_stream(&row)
         .try_fold(Vec::new(), |mut acc, chunk| async move {
             acc.extend_from_slice(&chunk);
             Ok(acc)

@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::session::{self, form_session, read_form, see_other};
 use super::{Chrome, PageError, html};
-use crate::db::peers::{self, Policy};
+use crate::db::peers::Policy;
 use crate::db::unix_now;
 use crate::web::AppState;
 
@@ -49,7 +49,7 @@ fn ago(secs: i64) -> String {
 /// `GET /peers`.
 pub async fn page(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
     let (viewer, csrf) = session::viewer(&st, &headers).await;
-    let list = st.hub.db.read(peers::list).await?;
+    let list = st.hub.peers().await?;
     let now = unix_now();
     let followed: Vec<String> = list.iter().map(|p| p.url.clone()).collect();
     let known_ids: Vec<String> = list.iter().filter_map(|p| p.peer_id.clone()).collect();
@@ -69,7 +69,7 @@ pub async fn page(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
         .collect();
     let lan = st
         .hub
-        .federation
+        .federation()
         .lan_hubs()
         .iter()
         .filter(|h| !followed.contains(&h.url) && !known_ids.contains(&h.peer_id))
@@ -97,7 +97,7 @@ pub async fn follow(
     let cur = form_session(&st, &headers, &form).await?;
     let url = form.get("url").unwrap_or_default().to_owned();
     // Only hubs seen on the LAN: the page never makes this hub call an address typed in.
-    let on_lan = st.hub.federation.lan_hubs().iter().any(|h| h.url == url);
+    let on_lan = st.hub.federation().lan_hubs().iter().any(|h| h.url == url);
     if !on_lan {
         return Err(PageError::bad_request(
             "That hub is not on the LAN list any more; reload the page.",

@@ -15,16 +15,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::StreamExt;
-use rmpv::Value;
-use rusqlite::Connection;
 
 use super::{Chrome, PageError, html, session, size};
 use crate::cids::Id;
-use crate::db::content::{self, CommitRow, ObjectRow};
+use crate::db::content::CommitRow;
 use crate::db::repos::{self, Repo, Visibility};
 use crate::db::users::User;
+use crate::hub::{Object, Readable, RepoView};
 use crate::web::AppState;
-use crate::wire::{self, Fields};
 
 /// Commits on one page of history.
 const PAGE: usize = 50;
@@ -132,7 +130,7 @@ struct RepoHead {
 struct Ctx {
     viewer: Option<User>,
     csrf: String,
-    repo: Repo,
+    repo: Readable<Repo>,
     base: String,
 }
 
@@ -281,30 +279,19 @@ fn short(id: &Id) -> String {
 }
 
 /// The IPFS CID of an object: its raw-block CID when it is one chunk, else its UnixFS root.
-fn object_cid(id: &Id, row: &ObjectRow) -> String {
-    match &row.root {
+fn object_cid(id: &Id, object: &Object) -> String {
+    match object.root() {
         None => id.raw_cid().to_string(),
-        Some(root) => cid::Cid::try_from(root.as_slice())
+        Some(root) => cid::Cid::try_from(root)
             .map_or_else(|_| "(unreadable root CID)".to_owned(), |c| c.to_string()),
     }
 }
 
 /// A snapshot's manifest, sorted by path.
-fn manifest(c: &Connection, sid: &Id) -> Result<Vec<(String, Id)>, PageError> {
-    let Some(raw) = content::snapshot_raw(c, sid)? else {
-        return Err(internal(format!("snapshot {sid} is missing")));
-    };
-    let v = wire::decode(&raw).map_err(internal)?;
-    let f = Fields::of(&v, "snapshot").map_err(internal)?;
-    let Some(Value::Map(m)) = f.get("manifest") else {
-        return Ok(Vec::new());
-    };
-    let mut out: Vec<(String, Id)> = m
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Id::parse(v.as_str()?).ok()?)))
-        .collect();
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+fn manifest(v: &RepoView<'_>, sid: &Id) -> Result<Vec<(String, Id)>, PageError> {
+    v.manifest(sid)
+        .map_err(internal)?
+        .ok_or_else(|| internal(format!("snapshot {sid} is missing")))
 }
 
 /// A revision as written in an address, resolved to its commit.
@@ -316,12 +303,12 @@ struct Rev {
 }
 
 /// A whole `{rev}`: a branch name, else a commit id of the repo.
-fn resolve_rev(c: &Connection, repo_id: i64, rev: &str) -> Result<Option<Rev>, PageError> {
+fn resolve_rev(v: &RepoView<'_>, rev: &str) -> Result<Option<Rev>, PageError> {
     let rev = rev.trim_matches('/');
     if rev.len() <= BRANCH_MAX
-        && let Some(head) = repos::branch_head(c, repo_id, rev)?
+        && let Some(head) = v.branch_head(rev)?
     {
-        return Ok(content::repo_commit(c, repo_id, &head)?.map(|commit| Rev {
+        return Ok(v.commit(&head)?.map(|commit| Rev {
             name: rev.to_owned(),
             branch: true,
             commit,
@@ -330,7 +317,7 @@ fn resolve_rev(c: &Connection, repo_id: i64, rev: &str) -> Result<Option<Rev>, P
     let Ok(id) = Id::parse(rev) else {
         return Ok(None);
     };
-    Ok(content::repo_commit(c, repo_id, &id)?.map(|commit| Rev {
+    Ok(v.commit(&id)?.map(|commit| Rev {
         name: rev.to_owned(),
         branch: false,
         commit,
@@ -339,7 +326,7 @@ fn resolve_rev(c: &Connection, repo_id: i64, rev: &str) -> Result<Option<Rev>, P
 
 /// Splits `{rev}/{path}`: the longest leading run of segments that names a branch, else a
 /// commit id as the first segment.
-fn split_rev(c: &Connection, repo_id: i64, rest: &str) -> Result<Option<(Rev, String)>, PageError> {
+fn split_rev(v: &RepoView<'_>, rest: &str) -> Result<Option<(Rev, String)>, PageError> {
     let rest = rest.trim_matches('/');
     let segs: Vec<&str> = rest.split('/').collect();
     for n in (1..=segs.len()).rev() {
@@ -347,8 +334,8 @@ fn split_rev(c: &Connection, repo_id: i64, rest: &str) -> Result<Option<(Rev, St
         if name.len() > BRANCH_MAX {
             continue;
         }
-        if let Some(head) = repos::branch_head(c, repo_id, &name)? {
-            let Some(commit) = content::repo_commit(c, repo_id, &head)? else {
+        if let Some(head) = v.branch_head(&name)? {
+            let Some(commit) = v.commit(&head)? else {
                 return Ok(None);
             };
             let path = segs[n..].join("/");
@@ -365,7 +352,7 @@ fn split_rev(c: &Connection, repo_id: i64, rest: &str) -> Result<Option<(Rev, St
     let Ok(id) = Id::parse(segs[0]) else {
         return Ok(None);
     };
-    Ok(content::repo_commit(c, repo_id, &id)?.map(|commit| {
+    Ok(v.commit(&id)?.map(|commit| {
         (
             Rev {
                 name: segs[0].to_owned(),
@@ -392,7 +379,7 @@ struct Entry {
 /// The entries directly inside `dir` ("" is the top level): folders first, then files.
 /// `None` when no file lives under `dir`.
 fn list_dir(
-    c: &Connection,
+    v: &RepoView<'_>,
     files: &[(String, Id)],
     dir: &str,
     at: &At,
@@ -432,15 +419,15 @@ fn list_dir(
     }
     let mut file_rows = Vec::with_capacity(here.len());
     for (name, path, id) in here {
-        let row = content::object(c, &id)?;
+        let row = v.object(&id)?;
         file_rows.push(Entry {
             name: name.to_owned(),
             href: at.blob(path),
             folder: false,
             size: row
                 .as_ref()
-                .map_or_else(|| "—".to_owned(), |r| size(r.size)),
-            bytes: row.map_or_else(String::new, |r| format!("{} bytes", thousands(r.size))),
+                .map_or_else(|| "—".to_owned(), |r| size(r.size())),
+            bytes: row.map_or_else(String::new, |r| format!("{} bytes", thousands(r.size()))),
         });
     }
     let key = |e: &Entry| (e.name.to_lowercase(), e.name.clone());
@@ -480,12 +467,12 @@ fn crumbs(slug: &str, path: &str, at: &At) -> Vec<Crumb> {
 }
 
 /// Reads a whole object of at most [`PREVIEW_MAX`] bytes; `None` when it is larger.
-async fn read_small(st: &AppState, id: Id, row: ObjectRow) -> Result<Option<Vec<u8>>, PageError> {
-    if row.size > PREVIEW_MAX {
+async fn read_small(st: &AppState, object: &Object) -> Result<Option<Vec<u8>>, PageError> {
+    if object.size() > PREVIEW_MAX {
         return Ok(None);
     }
-    let mut out = Vec::with_capacity(row.size as usize);
-    let mut stream = st.hub.store.object_stream(id, row);
+    let mut out = Vec::with_capacity(object.size() as usize);
+    let mut stream = st.hub.object_stream(object);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(internal)?;
         if (out.len() + chunk.len()) as u64 > PREVIEW_MAX {
@@ -712,7 +699,7 @@ struct HomeData {
     branch_count: usize,
     latest: Option<CommitItem>,
     entries: Vec<Entry>,
-    readme: Option<(String, String, Id, Option<ObjectRow>)>,
+    readme: Option<(String, String, Option<Object>)>,
     shallow: bool,
 }
 
@@ -723,16 +710,15 @@ pub async fn home(
     Path((owner, slug)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let cx = open(&st, &headers, &owner, &slug).await?;
-    let (repo, base) = (cx.repo.clone(), cx.base.clone());
+    let base = cx.base.clone();
     let data = st
         .hub
-        .db
-        .read(move |c| {
-            let shallow = content::is_shallow(c, repo.id)?;
-            let branches = repos::branches(c, repo.id)?;
+        .view(&cx.repo, move |v| {
+            let shallow = v.is_shallow()?;
+            let branches = v.branches()?;
             let chosen = branches
                 .iter()
-                .find(|(n, _)| *n == repo.default_branch)
+                .find(|(n, _)| *n == v.repo().default_branch)
                 .or_else(|| branches.first());
             let Some((branch, head)) = chosen else {
                 return Ok::<_, PageError>(HomeData {
@@ -745,15 +731,15 @@ pub async fn home(
                 });
             };
             let at = At::new(&base, branch);
-            let Some(commit) = content::repo_commit(c, repo.id, head)? else {
+            let Some(commit) = v.commit(head)? else {
                 return Err(internal(format!("branch head {head} is missing")));
             };
-            let files = manifest(c, &commit.snapshot_id)?;
-            let entries = list_dir(c, &files, "", &at)?.unwrap_or_default();
+            let files = manifest(v, &commit.snapshot_id)?;
+            let entries = list_dir(v, &files, "", &at)?.unwrap_or_default();
             let mut readme = None;
             for name in READMES {
                 if let Some((path, id)) = files.iter().find(|(p, _)| p == name) {
-                    readme = Some((path.clone(), at.blob(path), *id, content::object(c, id)?));
+                    readme = Some((path.clone(), at.blob(path), v.object(id)?));
                     break;
                 }
             }
@@ -769,10 +755,10 @@ pub async fn home(
         .await?;
     let readme = match data.readme {
         None => None,
-        Some((name, href, id, row)) => {
+        Some((name, href, row)) => {
             let at = At::new(&cx.base, &data.branch);
             let text = match row {
-                Some(row) => read_small(&st, id, row).await?.map(as_text),
+                Some(row) => read_small(&st, &row).await?.map(as_text),
                 None => None,
             };
             Some(match text {
@@ -850,17 +836,16 @@ pub async fn branches(
     Path((owner, slug)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let cx = open(&st, &headers, &owner, &slug).await?;
-    let (repo, base) = (cx.repo.clone(), cx.base.clone());
+    let base = cx.base.clone();
     let mut rows = st
         .hub
-        .db
-        .read(move |c| {
+        .view(&cx.repo, move |v| {
             let mut rows = Vec::new();
-            for (name, head) in repos::branches(c, repo.id)? {
-                let latest = content::repo_commit(c, repo.id, &head)?;
+            for (name, head) in v.branches()? {
+                let latest = v.commit(&head)?;
                 let at = At::new(&base, &name);
                 rows.push(BranchRow {
-                    default: name == repo.default_branch,
+                    default: name == v.repo().default_branch,
                     tree: at.tree(""),
                     commits: commits_href(&base, &name),
                     latest: latest.map(|r| CommitItem::new(&base, &r)),
@@ -923,17 +908,16 @@ pub async fn commits(
             PageError::bad_request("The “after” cursor must be a 64-character commit id.")
         })?),
     };
-    let (repo, base, r) = (cx.repo.clone(), cx.base.clone(), rev.clone());
+    let (base, r) = (cx.base.clone(), rev.clone());
     let page = st
         .hub
-        .db
-        .read(move |c| {
-            let Some(start) = resolve_rev(c, repo.id, &r)? else {
+        .view(&cx.repo, move |v| {
+            let Some(start) = resolve_rev(v, &r)? else {
                 return Ok::<_, PageError>(None);
             };
             let mut next = match after {
                 None => Some(start.commit.commit_id),
-                Some(a) => match content::repo_commit(c, repo.id, &a)? {
+                Some(a) => match v.commit(&a)? {
                     Some(row) => row.parents.first().copied(),
                     None => {
                         return Err(PageError::not_found(format!(
@@ -948,7 +932,7 @@ pub async fn commits(
                 if items.len() == PAGE {
                     break;
                 }
-                let Some(row) = content::repo_commit(c, repo.id, &id)? else {
+                let Some(row) = v.commit(&id)? else {
                     shallow = true;
                     next = None;
                     break;
@@ -957,7 +941,7 @@ pub async fn commits(
                 next = row.parents.first().copied();
             }
             let older = match (next, items.last()) {
-                (Some(n), Some(last)) if content::repo_has_commit(c, repo.id, &n)? => {
+                (Some(n), Some(last)) if v.has_commit(&n)? => {
                     format!("{}?after={}", commits_href(&base, &start.name), last.id)
                 }
                 (Some(_), Some(_)) => {
@@ -1044,15 +1028,15 @@ struct CommitData {
 }
 
 fn change(
-    c: &Connection,
+    v: &RepoView<'_>,
     path: &str,
     id: &Id,
     was: Option<&Id>,
     at: &At,
 ) -> Result<Change, PageError> {
-    let row = content::object(c, id)?;
+    let row = v.object(id)?;
     let was = match was {
-        Some(w) => content::object(c, w)?.map_or_else(String::new, |r| size(r.size)),
+        Some(w) => v.object(w)?.map_or_else(String::new, |r| size(r.size())),
         None => String::new(),
     };
     Ok(Change {
@@ -1060,7 +1044,7 @@ fn change(
         href: at.blob(path),
         size: row
             .as_ref()
-            .map_or_else(|| "—".to_owned(), |r| size(r.size)),
+            .map_or_else(|| "—".to_owned(), |r| size(r.size())),
         was,
         cid: row.map_or_else(|| id.raw_cid().to_string(), |r| object_cid(id, &r)),
     })
@@ -1077,19 +1061,18 @@ pub async fn commit(
     let Ok(cid) = Id::parse(&id) else {
         return Err(missing());
     };
-    let (repo, base) = (cx.repo.clone(), cx.base.clone());
+    let base = cx.base.clone();
     let data = st
         .hub
-        .db
-        .read(move |c| {
-            let Some(row) = content::repo_commit(c, repo.id, &cid)? else {
+        .view(&cx.repo, move |v| {
+            let Some(row) = v.commit(&cid)? else {
                 return Ok::<_, PageError>(None);
             };
-            let new = manifest(c, &row.snapshot_id)?;
+            let new = manifest(v, &row.snapshot_id)?;
             let old = match row.parents.first() {
                 None => Some(Vec::new()),
-                Some(p) => match content::repo_commit(c, repo.id, p)? {
-                    Some(prow) => Some(manifest(c, &prow.snapshot_id)?),
+                Some(p) => match v.commit(p)? {
+                    Some(prow) => Some(manifest(v, &prow.snapshot_id)?),
                     None => None,
                 },
             };
@@ -1122,7 +1105,7 @@ pub async fn commit(
                     data.more += 1;
                     continue;
                 }
-                list.push(change(c, path, oid, was, &here)?);
+                list.push(change(v, path, oid, was, &here)?);
             }
             for (path, oid) in &old {
                 if after.contains_key(path.as_str()) {
@@ -1132,7 +1115,7 @@ pub async fn commit(
                     data.more += 1;
                     continue;
                 }
-                data.removed.push(change(c, path, oid, None, &parent_at)?);
+                data.removed.push(change(v, path, oid, None, &parent_at)?);
             }
             Ok(Some(data))
         })
@@ -1196,28 +1179,27 @@ struct TreePage {
 /// Where `{rev}/{path}` points.
 enum Found {
     Dir(Rev, String, Vec<Entry>),
-    File(Rev, String, Id, Option<ObjectRow>),
+    File(Rev, String, Id, Option<Object>),
 }
 
 /// Resolves `{rev}/{path}` to a folder or a file; `None` when neither exists.
 async fn find(st: &AppState, cx: &Ctx, rest: String) -> Result<Option<Found>, PageError> {
-    let (repo, base) = (cx.repo.clone(), cx.base.clone());
+    let base = cx.base.clone();
     st.hub
-        .db
-        .read(move |c| {
-            let Some((rev, path)) = split_rev(c, repo.id, &rest)? else {
+        .view(&cx.repo, move |v| {
+            let Some((rev, path)) = split_rev(v, &rest)? else {
                 return Ok::<_, PageError>(None);
             };
-            let files = manifest(c, &rev.commit.snapshot_id)?;
+            let files = manifest(v, &rev.commit.snapshot_id)?;
             if !path.is_empty()
                 && let Ok(i) = files.binary_search_by(|(p, _)| p.as_str().cmp(&path))
             {
                 let id = files[i].1;
-                let row = content::object(c, &id)?;
+                let row = v.object(&id)?;
                 return Ok(Some(Found::File(rev, path, id, row)));
             }
             let at = At::new(&base, &rev.name);
-            Ok(list_dir(c, &files, &path, &at)?.map(|entries| Found::Dir(rev, path, entries)))
+            Ok(list_dir(v, &files, &path, &at)?.map(|entries| Found::Dir(rev, path, entries)))
         })
         .await
 }
@@ -1314,10 +1296,10 @@ pub async fn blob(
     let midi = MIDI.contains(&ext.as_str());
     let (mut text, mut note) = (None, String::new());
     if !audio && !midi {
-        if row.size > PREVIEW_MAX {
+        if row.size() > PREVIEW_MAX {
             note = "This file is too large to preview here; download it instead.".to_owned();
         } else {
-            match read_small(&st, id, row.clone()).await?.and_then(as_text) {
+            match read_small(&st, &row).await?.and_then(as_text) {
                 Some(t) => text = Some(t),
                 None => note = "This file is not text, so there is no preview.".to_owned(),
             }
@@ -1341,8 +1323,8 @@ pub async fn blob(
         head: cx.head("files"),
         crumbs: trail,
         latest: CommitItem::new(&cx.base, &rev.commit),
-        size: size(row.size),
-        bytes: thousands(row.size),
+        size: size(row.size()),
+        bytes: thousands(row.size()),
         object_id: id.to_hex(),
         cid: object_cid(&id, &row),
         raw: at.raw(&path),
@@ -1422,12 +1404,8 @@ pub async fn releases(
     Path((owner, slug)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let cx = open(&st, &headers, &owner, &slug).await?;
-    let (repo_id, drafts) = (cx.repo.id, cx.is_owner());
-    let list = st
-        .hub
-        .db
-        .read(move |c| repos::releases(c, repo_id, None, drafts))
-        .await?;
+    let drafts = cx.is_owner();
+    let list = st.hub.view(&cx.repo, move |v| v.releases(drafts)).await?;
     let releases = list.iter().map(|r| release_row(&cx.base, r).0).collect();
     Ok(html(ReleasesPage {
         chrome: cx.chrome("Releases"),
@@ -1463,11 +1441,10 @@ pub async fn release(
     Path((owner, slug, tag)): Path<(String, String, String)>,
 ) -> Result<Response, PageError> {
     let cx = open(&st, &headers, &owner, &slug).await?;
-    let (repo_id, t) = (cx.repo.id, tag.clone());
+    let t = tag.clone();
     let found = st
         .hub
-        .db
-        .read(move |c| repos::release(c, repo_id, &t))
+        .view(&cx.repo, move |v| v.release(&t))
         .await?
         .filter(|r| !r.is_draft || cx.is_owner());
     let Some(rel) = found else {

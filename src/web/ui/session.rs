@@ -21,9 +21,9 @@ use sha2::{Digest, Sha256};
 
 use super::short_time;
 use super::{Chrome, PageError, html};
-use crate::db::repos::{self, Visibility};
+use crate::db::repos::Visibility;
+use crate::db::unix_now;
 use crate::db::users::{self, User};
-use crate::db::{self, sessions, unix_now};
 use crate::web::AppState;
 use crate::{auth, hub};
 
@@ -74,7 +74,7 @@ pub async fn viewer(st: &AppState, headers: &HeaderMap) -> (Option<User>, String
 async fn current(st: &AppState, headers: &HeaderMap) -> Option<Current> {
     let id = cookie_value(headers, COOKIE)?;
     let hash = auth::hash_token(&id);
-    let found = st.hub.db.read(move |c| sessions::session(c, &hash)).await;
+    let found = st.hub.session(hash).await;
     let s = match found {
         Ok(s) => s?,
         Err(e) => {
@@ -83,9 +83,9 @@ async fn current(st: &AppState, headers: &HeaderMap) -> Option<Current> {
         }
     };
     if unix_now() - s.last_seen >= TOUCH_EVERY_SECS {
-        let db = st.hub.db.clone();
+        let hub = st.hub.clone();
         tokio::spawn(async move {
-            if let Err(e) = db.write(move |tx| sessions::touch_session(tx, &hash)).await {
+            if let Err(e) = hub.touch_session(hash).await {
                 tracing::warn!(target: "musehub::web", error = %e, "recording a session visit failed");
             }
         });
@@ -349,11 +349,7 @@ pub async fn login_form(
         return Ok(link_gone(viewer, csrf));
     }
     let hash = auth::hash_token(&token);
-    let user = st
-        .hub
-        .db
-        .read(move |c| sessions::login_link_user(c, &hash))
-        .await?;
+    let user = st.hub.login_link_user(hash).await?;
     let Some(user) = user else {
         return Ok(link_gone(viewer, csrf));
     };
@@ -384,18 +380,7 @@ pub async fn login(
     let previous = cookie_value(&headers, COOKIE).map(|c| auth::hash_token(&c));
     let user = st
         .hub
-        .db
-        .write(move |tx| {
-            let Some(user) = sessions::consume_login_link(tx, &link)? else {
-                return Ok::<_, db::Error>(None);
-            };
-            if let Some(old) = previous {
-                sessions::delete_session(tx, &old)?;
-            }
-            sessions::purge_expired(tx)?;
-            sessions::create_session(tx, user.id, &id_hash, &secret, unix_now() + SESSION_SECS)?;
-            Ok(Some(user))
-        })
+        .start_session(link, previous, id_hash, secret, unix_now() + SESSION_SECS)
         .await?;
     let Some(user) = user else {
         return Ok(link_gone(None, String::new()));
@@ -478,10 +463,7 @@ pub async fn logout(
     }
     let cur = form_session(&st, &headers, &form).await?;
     let hash = cur.hash;
-    st.hub
-        .db
-        .write(move |tx| sessions::delete_session(tx, &hash))
-        .await?;
+    st.hub.end_session(hash).await?;
     Ok(see_other("/", Some(clear)))
 }
 
@@ -588,17 +570,12 @@ async fn render_settings(
     extras: Extras,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let name = cur.user.name.clone();
-    let (repo_list, token_list) = st
+    let viewer = Some(cur.user.clone());
+    let repo_list = st
         .hub
-        .db
-        .read(move |c| {
-            Ok::<_, db::Error>((
-                repos::list(c, Some(&name))?,
-                users::list_tokens(c, Some(&name))?,
-            ))
-        })
+        .repos_visible_to(&viewer, Some(&cur.user.name))
         .await?;
+    let token_list = st.hub.tokens_of(&cur.user).await?;
     let uid = cur.user.id;
     let repos = repo_list
         .into_iter()
@@ -609,8 +586,8 @@ async fn render_settings(
                 .pushed_at
                 .as_deref()
                 .map_or_else(|| "never pushed".to_owned(), short_time),
-            owner: r.owner,
-            slug: r.slug,
+            owner: r.owner.clone(),
+            slug: r.slug.clone(),
         })
         .collect();
     let now = unix_now();
@@ -638,7 +615,7 @@ async fn render_settings(
         repo_name: extras.repo_name,
         repo_private: extras
             .repo_private
-            .unwrap_or(st.hub.default_visibility == Visibility::Private),
+            .unwrap_or(st.hub.default_visibility() == Visibility::Private),
         token_error: extras.token_error,
         token_label: extras.token_label,
         token_expires: extras.token_expires,
@@ -716,24 +693,13 @@ pub async fn create_repo(
     let cur = form_session(&st, &headers, &form).await?;
     let name = form.get("name").unwrap_or_default().trim().to_owned();
     let visibility = match form.get("visibility") {
-        None | Some("") => st.hub.default_visibility,
+        None | Some("") => st.hub.default_visibility(),
         Some(v) => Visibility::parse(v)
             .ok_or_else(|| PageError::bad_request("Visibility must be public or private."))?,
     };
     let mut problem = repo_name_problem(&name);
     if problem.is_none() {
-        let (uid, owner, slug) = (cur.user.id, cur.user.name.clone(), name.clone());
-        let made = st
-            .hub
-            .db
-            .write(move |tx| {
-                if repos::get(tx, &owner, &slug)?.is_some() {
-                    return Ok::<_, db::Error>(false);
-                }
-                repos::create(tx, uid, &slug, visibility, &hub::new_uuid())?;
-                Ok(true)
-            })
-            .await?;
+        let made = st.hub.create_repo(&cur.user, &name, visibility).await?;
         if made {
             tracing::info!(target: "musehub::web", repo = %format!("{}/{name}", cur.user.name), "created repository from settings");
             return Ok(see_other("/settings?notice=repo-created", None));
@@ -772,11 +738,7 @@ pub async fn set_visibility(
             "Only {owner} can change who sees {owner}/{slug}."
         )));
     }
-    let id = repo.id;
-    st.hub
-        .db
-        .write(move |tx| repos::set_visibility(tx, id, visibility))
-        .await?;
+    st.hub.set_visibility(&repo, &cur.user, visibility).await?;
     tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), visibility = visibility.as_str(), "visibility changed from settings");
     Ok(see_other("/settings?notice=visibility", None))
 }
@@ -828,10 +790,8 @@ pub async fn create_token(
     };
     let token = auth::new_token();
     let hash = auth::hash_token(&token);
-    let (uid, l) = (cur.user.id, label.clone());
     st.hub
-        .db
-        .write(move |tx| users::add_token(tx, uid, &hash, &l, expires_at))
+        .add_token(&cur.user, hash, &label, expires_at)
         .await?;
     tracing::info!(target: "musehub::web", user = %cur.user.name, "created a token from settings");
     let extras = Extras {
@@ -852,12 +812,7 @@ pub async fn revoke_token(
     let cur = form_session(&st, &headers, &form).await?;
     let gone = || PageError::not_found(format!("You have no active token number {id}."));
     let n: i64 = id.parse().map_err(|_| gone())?;
-    let uid = cur.user.id;
-    let revoked = st
-        .hub
-        .db
-        .write(move |tx| sessions::revoke_token_of(tx, uid, n))
-        .await?;
+    let revoked = st.hub.revoke_token_of(&cur.user, n).await?;
     if !revoked {
         return Err(gone());
     }

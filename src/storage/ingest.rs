@@ -1,0 +1,203 @@
+//! The write protocol, owned here: an object's bytes go through an [`ObjectWriter`] (checked
+//! against its id, chunked, leaves written), which finishes into a [`Staged`] object; an
+//! [`Ingest`] session takes staged objects for one repo and records them in batches, each
+//! batch only after the directories of its new block files are fsynced, so no row ever names
+//! bytes a power cut could lose. Callers never see the directories or the block rows.
+//!
+//! ```text
+//! let mut ingest = store.ingest(repo_id);
+//! for each object: let mut w = store.writer(id, size).await?;  w.write(..)…;
+//!                  ingest.add(w.finish().await?).await?;
+//! let report = ingest.commit().await?;
+//! ```
+//!
+//! This is the seam a different block layout plugs into: the writer decides where bytes go
+//! and which directories need a sync, the session decides when rows are recorded.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use cid::Cid;
+
+use super::{Imported, Result, Store, sync_dirs};
+use crate::cids::Id;
+use crate::db::{self, content};
+
+/// Inline bytes staged in memory after which a session records what it has so far, bounding
+/// memory when a client sends many small objects in one body.
+pub const RECORD_EVERY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Objects staged after which a session records what it has so far (one transaction's size).
+const RECORD_EVERY_OBJECTS: usize = 4096;
+
+/// An object whose bytes are checked and written (leaves as files, small blocks in memory),
+/// not yet recorded. Only an [`Ingest`] records one.
+#[derive(Debug)]
+pub struct Staged {
+    pub(super) imported: Imported,
+    /// Directories holding this object's new block files: synced before it is recorded.
+    pub(super) dirs: BTreeSet<PathBuf>,
+}
+
+impl Staged {
+    pub fn object_id(&self) -> Id {
+        self.imported.object_id
+    }
+
+    pub fn size(&self) -> u64 {
+        self.imported.size
+    }
+
+    /// The dag-pb root of a multi-chunk object this hub had not held before.
+    pub fn root(&self) -> Option<Cid> {
+        self.imported.root
+    }
+
+    /// Whether the object was new to the hub.
+    pub fn is_new(&self) -> bool {
+        self.imported.new
+    }
+
+    fn inline_bytes(&self) -> u64 {
+        self.imported
+            .blocks
+            .iter()
+            .filter_map(|b| b.inline.as_ref())
+            .map(|b| b.len() as u64)
+            .sum()
+    }
+}
+
+/// What a session did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// Objects added to the repo by this session.
+    pub stored: u64,
+    /// Objects the session was given (stored, or already in the repo).
+    pub seen: u64,
+}
+
+impl Ingested {
+    /// Objects the repo already had.
+    pub fn skipped(&self) -> u64 {
+        self.seen - self.stored
+    }
+}
+
+/// One ingest into one repo (see the module docs). Dropping a session without
+/// [`Ingest::commit`] records nothing more; its block files stay unreferenced until the
+/// same bytes arrive again.
+#[derive(Debug)]
+pub struct Ingest {
+    store: Store,
+    repo_id: i64,
+    batch: Vec<Imported>,
+    dirs: BTreeSet<PathBuf>,
+    staged_bytes: u64,
+    done: Ingested,
+}
+
+impl Store {
+    /// Starts an ingest session into `repo_id`.
+    pub fn ingest(&self, repo_id: i64) -> Ingest {
+        Ingest {
+            store: self.clone(),
+            repo_id,
+            batch: Vec::new(),
+            dirs: BTreeSet::new(),
+            staged_bytes: 0,
+            done: Ingested::default(),
+        }
+    }
+
+    /// Imports a whole in-memory object into a repo (tests, `doctor` fixtures, small callers).
+    pub async fn import_bytes(&self, repo_id: i64, bytes: &[u8]) -> Result<Id> {
+        let mut ingest = self.ingest(repo_id);
+        let id = ingest.add_bytes(bytes).await?;
+        ingest.commit().await?;
+        Ok(id)
+    }
+}
+
+impl Ingest {
+    /// Takes a staged object; records the batch so far once it is large.
+    pub async fn add(&mut self, staged: Staged) -> Result<()> {
+        self.done.seen += 1;
+        self.staged_bytes += staged.inline_bytes();
+        self.dirs.extend(staged.dirs);
+        self.batch.push(staged.imported);
+        if self.staged_bytes > RECORD_EVERY_BYTES || self.batch.len() >= RECORD_EVERY_OBJECTS {
+            self.record().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes and takes a whole in-memory object; returns its id.
+    pub async fn add_bytes(&mut self, bytes: &[u8]) -> Result<Id> {
+        let id = Id::of(bytes);
+        self.add_object(id, bytes).await?;
+        Ok(id)
+    }
+
+    /// Writes and takes an in-memory object that must hash to `id`.
+    pub async fn add_object(&mut self, id: Id, bytes: &[u8]) -> Result<()> {
+        let mut w = self.store.writer(id, bytes.len() as u64).await?;
+        w.write(bytes).await?;
+        let staged = w.finish().await?;
+        self.add(staged).await
+    }
+
+    /// Records whatever is staged and ends the session.
+    pub async fn commit(mut self) -> Result<Ingested> {
+        self.record().await?;
+        Ok(self.done)
+    }
+
+    /// Syncs the new files' directories, then records the batch in one transaction.
+    async fn record(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let objects = std::mem::take(&mut self.batch);
+        let dirs = std::mem::take(&mut self.dirs);
+        self.staged_bytes = 0;
+        tokio::task::spawn_blocking(move || sync_dirs(&dirs))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let repo_id = self.repo_id;
+        let added = self
+            .store
+            .db
+            .write(move |tx| {
+                let mut added = 0;
+                for o in &objects {
+                    for b in &o.blocks {
+                        content::put_block(tx, &b.digest, b.size, b.inline.as_deref())?;
+                    }
+                    let root = o.root.map(|c| c.to_bytes());
+                    content::put_object(tx, &o.object_id, o.size, root.as_deref())?;
+                    if o.root.is_some() {
+                        // Every block of the tree, so each can be traced to its repos.
+                        db::blocks::add_object_blocks(
+                            tx,
+                            &o.object_id,
+                            o.blocks.iter().map(|b| &b.digest),
+                        )?;
+                    }
+                    added += u64::from(content::add_repo_object(tx, repo_id, &o.object_id)?);
+                }
+                if added > 0 {
+                    db::events::record(
+                        tx,
+                        repo_id,
+                        db::events::Kind::ObjectsStored,
+                        &added.to_string(),
+                    )?;
+                }
+                Ok::<_, super::Error>(added)
+            })
+            .await?;
+        self.done.stored += added;
+        Ok(())
+    }
+}
