@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use rmpv::Value;
 
 use crate::cids::Id;
 use crate::db::content::{self, CommitRow, ObjectRow};
@@ -20,8 +19,12 @@ use crate::db::users::User;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::storage::{self, Store};
+use crate::wire;
+use crate::wire::answers::{
+    self, Inline, Missing, Negotiated, ObjectsStored, Pushed, Refs, Releases, Retracted, TagsStored,
+};
 use crate::wire::objects::ObjectsReader;
-use crate::wire::{self, Fields};
+use crate::wire::requests::{FilterObjects, Presign, Push, Tags, WantHave};
 use crate::{auth, muse};
 
 mod access;
@@ -320,24 +323,24 @@ impl Hub {
     }
 
     /// `GET refs`.
-    pub async fn refs(&self, repo: &Readable<Repo>) -> Result<Value> {
+    pub async fn refs(&self, repo: &Readable<Repo>) -> Result<Refs> {
         let id = repo.id;
-        let heads = self.db.read(move |c| repos::branches(c, id)).await?;
-        Ok(wire::map([
-            ("repo_id", Value::from(repo.uuid.as_str())),
-            ("domain", Value::from(repo.domain.as_str())),
-            ("default_branch", Value::from(repo.default_branch.as_str())),
-            ("branch_heads", heads_value(&heads)),
-        ]))
+        let branch_heads = self.db.read(move |c| repos::branches(c, id)).await?;
+        Ok(Refs {
+            repo_id: repo.uuid.clone(),
+            domain: repo.domain.clone(),
+            default_branch: repo.default_branch.clone(),
+            branch_heads,
+        })
     }
 
     /// `POST filter-objects`: the ids the repo lacks, in request order.
     pub async fn filter_objects(
         &self,
         repo: Option<&Readable<Repo>>,
-        body: &Value,
-    ) -> Result<Value> {
-        let ids = Fields::of(body, "")?.ids("object_ids", true)?;
+        req: FilterObjects,
+    ) -> Result<Missing> {
+        let ids = req.object_ids;
         let missing = match repo {
             None => ids,
             Some(r) => {
@@ -347,36 +350,17 @@ impl Hub {
                     .await?
             }
         };
-        Ok(wire::map([(
-            "missing",
-            Value::Array(missing.iter().map(|i| Value::from(i.to_hex())).collect()),
-        )]))
+        Ok(Missing(missing))
     }
 
     /// `POST presign`: this hub has no external object store, so every object goes inline
     /// through push/objects (what the CLI expects when nothing is presigned).
-    pub fn presign(&self, body: &Value) -> Result<Value> {
-        let f = Fields::of(body, "")?;
-        let ids = f.ids("object_ids", true)?;
-        if let Some(d) = f.opt_str("direction")?
-            && d != "put"
-            && d != "get"
-        {
-            return Err(Error::Invalid(format!(
-                "direction must be \"put\" or \"get\", got {d:?}"
-            )));
-        }
-        Ok(wire::map([
-            ("presigned", Value::Map(Vec::new())),
-            (
-                "inline",
-                Value::Array(ids.iter().map(|i| Value::from(i.to_hex())).collect()),
-            ),
-        ]))
+    pub fn presign(&self, req: Presign) -> Inline {
+        Inline(req.object_ids)
     }
 
     /// `POST push/objects`, decoding the body as it arrives. Returns (stored, skipped).
-    pub async fn push_objects<S, E>(&self, repo: &Writable<Repo>, body: S) -> Result<(u64, u64)>
+    pub async fn push_objects<S, E>(&self, repo: &Writable<Repo>, body: S) -> Result<ObjectsStored>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -391,12 +375,15 @@ impl Hub {
             ingest.add(w.finish().await?).await?;
         }
         let done = ingest.commit().await?;
-        Ok((done.stored, done.skipped()))
+        Ok(ObjectsStored {
+            stored: done.stored,
+            skipped: done.skipped(),
+        })
     }
 
     /// `POST push`: verifies the pack and moves the branch, all in one transaction.
-    pub async fn push(&self, repo: &Writable<Repo>, body: &Value) -> Result<Value> {
-        let pack = Pack::parse(body)?;
+    pub async fn push(&self, repo: &Writable<Repo>, req: Push) -> Result<Pushed> {
+        let pack = Pack::verify(req)?;
         if !pack.objects.is_empty() {
             self.store_bundle_objects(repo, &pack.objects).await?;
         }
@@ -431,10 +418,8 @@ impl Hub {
     }
 
     /// `POST negotiate` (protocol doc §3, the recommended form that reaches `ready`).
-    pub async fn negotiate(&self, repo: &Readable<Repo>, body: &Value) -> Result<Value> {
-        let f = Fields::of(body, "")?;
-        let want = f.ids("want", true)?;
-        let have = f.ids("have", false)?;
+    pub async fn negotiate(&self, repo: &Readable<Repo>, req: WantHave) -> Result<Negotiated> {
+        let WantHave { want, have } = req;
         let repo_id = repo.id;
         let have_empty = have.is_empty();
         let (ack, base) = self
@@ -469,25 +454,16 @@ impl Hub {
                 Ok::<_, Error>((ack, base))
             })
             .await?;
-        let ready = base.is_some() || have_empty;
-        Ok(wire::map([
-            (
-                "ack",
-                Value::Array(ack.iter().map(|i| Value::from(i.to_hex())).collect()),
-            ),
-            (
-                "common_base",
-                base.map_or(Value::Nil, |b| Value::from(b.to_hex())),
-            ),
-            ("ready", Value::Boolean(ready)),
-        ]))
+        Ok(Negotiated {
+            ready: base.is_some() || have_empty,
+            ack,
+            common_base: base,
+        })
     }
 
     /// `POST fetch`: works out the answer and its exact size without reading object bytes.
-    pub async fn plan_fetch(&self, repo: &Readable<Repo>, body: &Value) -> Result<FetchPlan> {
-        let f = Fields::of(body, "")?;
-        let want = f.ids("want", false)?;
-        let have = f.ids("have", false)?;
+    pub async fn plan_fetch(&self, repo: &Readable<Repo>, req: WantHave) -> Result<FetchPlan> {
+        let WantHave { want, have } = req;
         let repo_id = repo.id;
         let cap = self.limits.max_fetch_answer;
         self.db
@@ -502,12 +478,7 @@ impl Hub {
         let store = self.store.clone();
         let tail = Bytes::from(plan.tail);
         let objects = futures_util::stream::iter(plan.objects).flat_map(move |(id, row)| {
-            let mut prefix = Vec::with_capacity(96);
-            prefix.push(0x82);
-            rmp::encode::write_str(&mut prefix, "object_id").expect("Vec write");
-            rmp::encode::write_str(&mut prefix, &id.to_hex()).expect("Vec write");
-            rmp::encode::write_str(&mut prefix, "content").expect("Vec write");
-            rmp::encode::write_bin_len(&mut prefix, row.size as u32).expect("Vec write");
+            let prefix = answers::fetch_object_prefix(&id, row.size);
             futures_util::stream::once(async move { Ok(Bytes::from(prefix)) })
                 .chain(store.object_stream(id, row))
         });
@@ -603,7 +574,7 @@ impl Hub {
         repo: &Readable<Repo>,
         channel: Option<String>,
         drafts: bool,
-    ) -> Result<Value> {
+    ) -> Result<Releases> {
         let repo_id = repo.id;
         let channel =
             channel.filter(|c| matches!(c.as_str(), "stable" | "beta" | "alpha" | "nightly"));
@@ -613,16 +584,14 @@ impl Hub {
             .await?;
         let items = list
             .iter()
-            .map(|r| {
-                serde_json::from_str::<serde_json::Value>(&r.record).map(|j| json_to_msgpack(&j))
-            })
+            .map(|r| serde_json::from_str::<serde_json::Value>(&r.record))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::Invalid(format!("stored release record: {e}")))?;
-        Ok(wire::map([("releases", Value::Array(items))]))
+        Ok(Releases(items))
     }
 
     /// `DELETE releases/{tag}`: removes the label only; commits and objects stay.
-    pub async fn delete_release(&self, repo: &Writable<Repo>, tag: &str) -> Result<Value> {
+    pub async fn delete_release(&self, repo: &Writable<Repo>, tag: &str) -> Result<Retracted> {
         let (repo_id, t) = (repo.id, tag.to_owned());
         if !self
             .db
@@ -631,33 +600,23 @@ impl Hub {
         {
             return Err(Error::NotFound(format!("release {tag} not found")));
         }
-        Ok(wire::map([("retracted", Value::from(tag))]))
+        Ok(Retracted(tag.to_owned()))
     }
 
     /// `POST tags`: upserts wire tags by label.
-    pub async fn tags(&self, repo: &Writable<Repo>, body: &Value) -> Result<Value> {
-        let f = Fields::of(body, "")?;
-        let mut parsed = Vec::new();
-        for (i, t) in f.array("tags")?.iter().enumerate() {
-            let path = format!("tags[{i}]");
-            let tf = Fields::of(t, &path)?;
-            let commit = tf.id("commit_id")?;
-            let label = tf.str("tag")?;
-            if label.is_empty() || label.len() > 500 {
-                return Err(Error::Invalid(format!(
-                    "{path}.tag must be 1 to 500 characters"
-                )));
-            }
-            let created = tf
-                .opt_str("created_at")?
-                .map(str::to_owned)
-                .unwrap_or_else(db::now);
-            let tag_id = tf
-                .opt_str("tag_id")?
-                .map(str::to_owned)
-                .unwrap_or_else(new_uuid);
-            parsed.push((label.to_owned(), tag_id, commit.to_hex(), created));
-        }
+    pub async fn tags(&self, repo: &Writable<Repo>, req: Tags) -> Result<TagsStored> {
+        let parsed: Vec<_> = req
+            .tags
+            .into_iter()
+            .map(|t| {
+                (
+                    t.label,
+                    t.tag_id.unwrap_or_else(new_uuid),
+                    t.commit_id.to_hex(),
+                    t.created_at.unwrap_or_else(db::now),
+                )
+            })
+            .collect();
         let (repo_id, n) = (repo.id, parsed.len());
         self.db
             .write(move |tx| {
@@ -667,7 +626,7 @@ impl Hub {
                 Ok::<_, Error>(())
             })
             .await?;
-        Ok(wire::map([("stored", Value::from(n as u64))]))
+        Ok(TagsStored(n as u64))
     }
 }
 
@@ -744,41 +703,7 @@ fn infer_channel(pre: &str) -> &'static str {
     }
 }
 
-fn heads_value(heads: &[(String, Id)]) -> Value {
-    Value::Map(
-        heads
-            .iter()
-            .map(|(b, h)| (Value::from(b.as_str()), Value::from(h.to_hex())))
-            .collect(),
-    )
-}
-
-/// JSON → msgpack for release records (the CLI sends JSON, reads msgpack).
-fn json_to_msgpack(j: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match j {
-        J::Null => Value::Nil,
-        J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                Value::from(n.as_f64().unwrap_or(0.0))
-            }
-        }
-        J::String(s) => Value::from(s.as_str()),
-        J::Array(a) => Value::Array(a.iter().map(json_to_msgpack).collect()),
-        J::Object(o) => Value::Map(
-            o.iter()
-                .map(|(k, v)| (Value::from(k.as_str()), json_to_msgpack(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// A parsed, verified push body.
+/// A push body whose ids are checked against the Muse rules.
 #[derive(Debug)]
 struct Pack {
     branch: String,
@@ -786,152 +711,69 @@ struct Pack {
     tip: Option<Id>,
     /// Commits with their verbatim msgpack record.
     commits: Vec<(CommitRow, Vec<u8>)>,
+    /// The branch each commit's record names, if any (same order as `commits`).
+    commit_branches: Vec<Option<String>>,
     /// Snapshots: id, manifest object ids, verbatim record.
     snapshots: Vec<(Id, Vec<Id>, Vec<u8>)>,
     objects: Vec<(Id, Vec<u8>)>,
 }
 
 impl Pack {
-    fn parse(body: &Value) -> Result<Pack> {
-        let f = Fields::of(body, "")?;
-        let branch = f.str("branch")?.to_owned();
-        muse::check_branch(&branch)?;
-        let force = f.bool_or("force", false)?;
-        let bundle = Fields::of(
-            f.get("bundle")
-                .ok_or_else(|| wire::Error::Missing("bundle".into()))?,
-            "bundle",
-        )?;
-
-        let mut snapshots = Vec::new();
-        for (i, s) in bundle.opt_array("snapshots")?.iter().enumerate() {
-            let path = format!("bundle.snapshots[{i}]");
-            let sf = Fields::of(s, &path)?;
-            let sid = sf.id("snapshot_id")?;
-            let manifest = match sf.get("manifest") {
-                Some(Value::Map(m)) => m,
-                None => return Err(wire::Error::Missing(format!("{path}.manifest")).into()),
-                Some(_) => {
-                    return Err(wire::Error::Type {
-                        field: format!("{path}.manifest"),
-                        expected: "a map",
-                    }
-                    .into());
-                }
-            };
-            let mut entries = Vec::with_capacity(manifest.len());
-            for (k, v) in manifest {
-                let p = k.as_str().ok_or_else(|| wire::Error::Type {
-                    field: format!("{path}.manifest"),
-                    expected: "a map of string paths",
-                })?;
-                muse::check_path(p)?;
-                let oid = v
-                    .as_str()
-                    .ok_or_else(|| wire::Error::Type {
-                        field: format!("{path}.manifest[{p:?}]"),
-                        expected: "a string",
-                    })
-                    .and_then(|s| {
-                        Id::parse(s).map_err(|e| wire::Error::Invalid {
-                            field: format!("{path}.manifest[{p:?}]"),
-                            why: e.to_string(),
-                        })
-                    })?;
-                entries.push((p, oid));
+    /// Checks the branch name, every manifest path, and that every snapshot and commit id is
+    /// the hash of its record.
+    fn verify(push: Push) -> Result<Pack> {
+        muse::check_branch(&push.branch)?;
+        let mut snapshots = Vec::with_capacity(push.snapshots.len());
+        for s in push.snapshots {
+            for (path, _) in &s.manifest {
+                muse::check_path(path)?;
             }
-            let computed = muse::snapshot_id(entries.iter().map(|(p, o)| (*p, o)));
-            if computed != sid {
+            let computed = muse::snapshot_id(s.manifest.iter().map(|(p, o)| (p.as_str(), o)));
+            if computed != s.snapshot_id {
                 return Err(muse::Error::SnapshotId {
-                    claimed: sid,
+                    claimed: s.snapshot_id,
                     computed,
                 }
                 .into());
             }
-            snapshots.push((
-                sid,
-                entries.into_iter().map(|(_, o)| o).collect(),
-                wire::encode(s),
-            ));
+            let oids = s.manifest.into_iter().map(|(_, o)| o).collect();
+            snapshots.push((s.snapshot_id, oids, s.raw));
         }
-
-        let mut commits = Vec::new();
-        for (i, c) in bundle.opt_array("commits")?.iter().enumerate() {
-            let path = format!("bundle.commits[{i}]");
-            let cf = Fields::of(c, &path)?;
-            let commit_id = cf.id("commit_id")?;
-            let snapshot_id = cf.id("snapshot_id")?;
-            let parents: Vec<Id> = [
-                cf.opt_id("parent_commit_id")?,
-                cf.opt_id("parent2_commit_id")?,
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let message = cf.opt_str("message")?.unwrap_or("");
-            let committed_at = cf.str("committed_at")?;
-            let author = cf.opt_str("author")?.unwrap_or("");
-            let computed = muse::commit_id(&parents, &snapshot_id, message, committed_at);
-            if computed != commit_id {
+        let mut commits = Vec::with_capacity(push.commits.len());
+        let mut commit_branches = Vec::with_capacity(push.commits.len());
+        for c in push.commits {
+            let computed = muse::commit_id(&c.parents, &c.snapshot_id, &c.message, &c.committed_at);
+            if computed != c.commit_id {
                 return Err(muse::Error::CommitId {
-                    claimed: commit_id,
+                    claimed: c.commit_id,
                     computed,
                 }
                 .into());
             }
             let row = CommitRow {
-                commit_id,
-                snapshot_id,
-                parents,
-                message: message.to_owned(),
-                committed_at: committed_at.to_owned(),
-                author: author.to_owned(),
+                commit_id: c.commit_id,
+                snapshot_id: c.snapshot_id,
+                parents: c.parents,
+                message: c.message,
+                committed_at: c.committed_at,
+                author: c.author,
             };
-            commits.push((row, wire::encode(c)));
+            commits.push((row, c.raw));
+            commit_branches.push(c.branch);
         }
-
-        let mut objects = Vec::new();
-        for (i, o) in bundle.opt_array("objects")?.iter().enumerate() {
-            let path = format!("bundle.objects[{i}]");
-            let of = Fields::of(o, &path)?;
-            let id = of.id("object_id")?;
-            let Some(Value::Binary(content)) = of.get("content") else {
-                return Err(wire::Error::Type {
-                    field: format!("bundle.objects[{i}].content"),
-                    expected: "msgpack bin",
-                }
-                .into());
-            };
-            objects.push((id, content.clone()));
-        }
-
-        let heads = f.get("branch_heads").or_else(|| bundle.get("branch_heads"));
-        let tip = match heads {
-            Some(Value::Map(m)) => m
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(&branch))
-                .and_then(|(_, v)| v.as_str())
-                .map(|s| {
-                    Id::parse(s).map_err(|e| wire::Error::Invalid {
-                        field: "branch_heads".into(),
-                        why: e.to_string(),
-                    })
-                })
-                .transpose()?,
-            _ => None,
-        };
         Ok(Pack {
-            branch,
-            force,
-            tip,
+            branch: push.branch,
+            force: push.force,
+            tip: push.tip,
             commits,
+            commit_branches,
             snapshots,
-            objects,
+            objects: push.objects,
         })
     }
 
     /// The pushed tip: the named head, else the pack's one leaf (preferring the target branch).
-    fn tip(&self, raw_branch_of: impl Fn(&[u8]) -> Option<String>) -> Result<Id> {
+    fn tip(&self) -> Result<Id> {
         if let Some(t) = self.tip {
             return Ok(t);
         }
@@ -940,21 +782,20 @@ impl Pack {
             .iter()
             .flat_map(|(c, _)| c.parents.iter().copied())
             .collect();
-        let leaves: Vec<&(CommitRow, Vec<u8>)> = self
-            .commits
-            .iter()
-            .filter(|(c, _)| !named.contains(&c.commit_id))
+        let leaves: Vec<usize> = (0..self.commits.len())
+            .filter(|&i| !named.contains(&self.commits[i].0.commit_id))
             .collect();
         match leaves.as_slice() {
             [] => Err(Error::Invalid("push carries no commits".into())),
-            [one] => Ok(one.0.commit_id),
+            [one] => Ok(self.commits[*one].0.commit_id),
             many => {
-                let on_branch: Vec<_> = many
+                let on_branch: Vec<usize> = many
                     .iter()
-                    .filter(|(_, raw)| raw_branch_of(raw).as_deref() == Some(self.branch.as_str()))
+                    .copied()
+                    .filter(|&i| self.commit_branches[i].as_deref() == Some(self.branch.as_str()))
                     .collect();
                 match on_branch.as_slice() {
-                    [one] => Ok(one.0.commit_id),
+                    [one] => Ok(self.commits[*one].0.commit_id),
                     _ => Err(Error::Invalid(format!(
                         "push has {} tip commits; cannot tell which is '{}'",
                         many.len(),
@@ -966,25 +807,15 @@ impl Pack {
     }
 }
 
-fn branch_field(raw: &[u8]) -> Option<String> {
-    let v = wire::decode(raw).ok()?;
-    Fields::of(&v, "")
-        .ok()?
-        .opt_str("branch")
-        .ok()
-        .flatten()
-        .map(str::to_owned)
-}
-
 fn apply_push(
     tx: &rusqlite::Transaction<'_>,
     repo: &Repo,
     pack: Pack,
     key: &libp2p::identity::Keypair,
     staged: &HashMap<Id, dag::StagedSnapshot>,
-) -> Result<Value> {
+) -> Result<Pushed> {
     let rid = repo.id;
-    let tip = pack.tip(branch_field)?;
+    let tip = pack.tip()?;
     let pack_commits: HashMap<Id, &CommitRow> =
         pack.commits.iter().map(|(c, _)| (c.commit_id, c)).collect();
     let pack_snaps: HashSet<Id> = pack.snapshots.iter().map(|(s, _, _)| *s).collect();
@@ -1077,19 +908,11 @@ fn apply_push(
     if !had_branches {
         repos::set_default_branch(tx, rid, &pack.branch)?;
     }
-    let heads = repos::branches(tx, rid)?;
-    Ok(wire::map([
-        ("ok", Value::Boolean(true)),
-        (
-            "message",
-            Value::from(format!(
-                "pushed {new_commits} commit(s) to '{}'",
-                pack.branch
-            )),
-        ),
-        ("branch_heads", heads_value(&heads)),
-        ("remote_head", Value::from(tip.to_hex())),
-    ]))
+    Ok(Pushed {
+        message: format!("pushed {new_commits} commit(s) to '{}'", pack.branch),
+        branch_heads: repos::branches(tx, rid)?,
+        remote_head: tip,
+    })
 }
 
 /// Whether `target` is `from` or one of its ancestors, over the pack and the repo's history.
@@ -1245,30 +1068,15 @@ fn plan_fetch(
         }
     }
 
-    let mut head = Vec::new();
-    head.push(0x84);
-    rmp::encode::write_str(&mut head, "commits").expect("Vec write");
-    rmp::encode::write_array_len(&mut head, commits.len() as u32).expect("Vec write");
+    let mut commits_raw = Vec::with_capacity(commits.len());
     for row in &commits {
-        let raw = content::commit_raw(c, &row.commit_id)?.unwrap_or_default();
-        head.extend_from_slice(&raw);
+        commits_raw.push(content::commit_raw(c, &row.commit_id)?.unwrap_or_default());
     }
-    rmp::encode::write_str(&mut head, "snapshots").expect("Vec write");
-    rmp::encode::write_array_len(&mut head, snapshots_raw.len() as u32).expect("Vec write");
-    for raw in &snapshots_raw {
-        head.extend_from_slice(raw);
-    }
-    rmp::encode::write_str(&mut head, "objects").expect("Vec write");
-    rmp::encode::write_array_len(&mut head, objects.len() as u32).expect("Vec write");
-    let heads = repos::branches(c, rid)?;
-    let mut tail = Vec::new();
-    rmp::encode::write_str(&mut tail, "branch_heads").expect("Vec write");
-    rmpv::encode::write_value(&mut tail, &heads_value(&heads)).expect("Vec write");
-
-    // Per object: fixmap(2), "object_id" (10), str8 id (66), "content" (8), bin header, bytes.
+    let head = answers::fetch_head(&commits_raw, &snapshots_raw, objects.len());
+    let tail = answers::fetch_tail(&repos::branches(c, rid)?);
     let objects_len: u64 = objects
         .iter()
-        .map(|(_, r)| 85 + wire::bin_header_len(r.size) + r.size)
+        .map(|(_, r)| answers::fetch_object_len(r.size))
         .sum();
     let len = head.len() as u64 + objects_len + tail.len() as u64;
     if len > cap {
@@ -1296,13 +1104,5 @@ fn manifest_ids(c: &rusqlite::Connection, sid: &Id) -> Result<Vec<Id>> {
 
 /// The object ids of a stored snapshot record.
 pub fn manifest_ids_of_raw(raw: &[u8]) -> Result<Vec<Id>> {
-    let v = wire::decode(raw)?;
-    let f = Fields::of(&v, "snapshot")?;
-    let Some(Value::Map(m)) = f.get("manifest") else {
-        return Ok(Vec::new());
-    };
-    Ok(m.iter()
-        .filter_map(|(_, v)| v.as_str())
-        .filter_map(|s| Id::parse(s).ok())
-        .collect())
+    Ok(wire::records::snapshot_object_ids(raw)?)
 }

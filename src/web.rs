@@ -20,6 +20,8 @@ use rmpv::Value;
 
 use crate::cids::Id;
 use crate::hub::{self, Caller, Hub};
+use crate::wire::answers::{Answer, ReleaseCreated};
+use crate::wire::requests::{FilterObjects, Presign, Push, Tags, WantHave};
 use crate::{auth, wire};
 
 pub mod car;
@@ -228,6 +230,11 @@ fn msgpack(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
+/// A hub answer in its msgpack form.
+fn answer(status: StatusCode, a: &impl Answer) -> Response {
+    msgpack(status, &a.to_value())
+}
+
 /// `GET /health` for `muse hub ping` (any 2xx; msgpack like every wire answer).
 async fn health() -> Response {
     msgpack(
@@ -346,7 +353,7 @@ async fn refs(
     Who(who): Who,
 ) -> Result<Response> {
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
-    Ok(msgpack(StatusCode::OK, &st.hub.refs(&repo).await?))
+    Ok(answer(StatusCode::OK, &st.hub.refs(&repo).await?))
 }
 
 async fn filter_objects(
@@ -355,11 +362,11 @@ async fn filter_objects(
     Who(who): Who,
     body: Body,
 ) -> Result<Response> {
-    let body = msgpack_body(&st.hub, body).await?;
+    let req = FilterObjects::parse(&msgpack_body(&st.hub, body).await?)?;
     let repo = st.hub.repo_for_filter(&owner, &slug, &who).await?;
-    Ok(msgpack(
+    Ok(answer(
         StatusCode::OK,
-        &st.hub.filter_objects(repo.as_ref(), &body).await?,
+        &st.hub.filter_objects(repo.as_ref(), req).await?,
     ))
 }
 
@@ -370,8 +377,8 @@ async fn presign(
     body: Body,
 ) -> Result<Response> {
     st.hub.repo_for_write(&owner, &slug, &who, true).await?;
-    let body = msgpack_body(&st.hub, body).await?;
-    Ok(msgpack(StatusCode::OK, &st.hub.presign(&body)?))
+    let req = Presign::parse(&msgpack_body(&st.hub, body).await?)?;
+    Ok(answer(StatusCode::OK, &st.hub.presign(req)))
 }
 
 async fn push_objects(
@@ -381,14 +388,8 @@ async fn push_objects(
     body: Body,
 ) -> Result<Response> {
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
-    let (stored, skipped) = st.hub.push_objects(&repo, body.into_data_stream()).await?;
-    Ok(msgpack(
-        StatusCode::OK,
-        &wire::map([
-            ("stored", Value::from(stored)),
-            ("skipped", Value::from(skipped)),
-        ]),
-    ))
+    let stored = st.hub.push_objects(&repo, body.into_data_stream()).await?;
+    Ok(answer(StatusCode::OK, &stored))
 }
 
 async fn push(
@@ -399,11 +400,11 @@ async fn push(
 ) -> Result<Response> {
     let started = Instant::now();
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
-    let body = msgpack_body(&st.hub, body).await?;
-    let answer = st.hub.push(&repo, &body).await?;
+    let req = Push::parse(&msgpack_body(&st.hub, body).await?)?;
+    let pushed = st.hub.push(&repo, req).await?;
     st.hub.metrics().push(started.elapsed());
     tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), took_ms = started.elapsed().as_millis() as u64, "push accepted");
-    Ok(msgpack(StatusCode::OK, &answer))
+    Ok(answer(StatusCode::OK, &pushed))
 }
 
 async fn negotiate(
@@ -413,11 +414,8 @@ async fn negotiate(
     body: Body,
 ) -> Result<Response> {
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
-    let body = msgpack_body(&st.hub, body).await?;
-    Ok(msgpack(
-        StatusCode::OK,
-        &st.hub.negotiate(&repo, &body).await?,
-    ))
+    let req = WantHave::parse(&msgpack_body(&st.hub, body).await?, true)?;
+    Ok(answer(StatusCode::OK, &st.hub.negotiate(&repo, req).await?))
 }
 
 async fn fetch(
@@ -427,8 +425,8 @@ async fn fetch(
     body: Body,
 ) -> Result<Response> {
     let repo = st.hub.repo_for_read(&owner, &slug, &who).await?;
-    let body = msgpack_body(&st.hub, body).await?;
-    let plan = st.hub.plan_fetch(&repo, &body).await?;
+    let req = WantHave::parse(&msgpack_body(&st.hub, body).await?, false)?;
+    let plan = st.hub.plan_fetch(&repo, req).await?;
     let len = plan.len;
     let mut res = Response::new(Body::from_stream(st.hub.fetch_stream(plan)));
     let h = res.headers_mut();
@@ -449,10 +447,7 @@ async fn create_release(
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
     let bytes = read_body(&st.hub, body).await?;
     let id = st.hub.create_release(&repo, &bytes).await?;
-    Ok(msgpack(
-        StatusCode::CREATED,
-        &wire::map([("release_id", Value::from(id))]),
-    ))
+    Ok(answer(StatusCode::CREATED, &ReleaseCreated(id)))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -480,7 +475,7 @@ async fn list_releases(
         .as_deref()
         .is_some_and(|v| matches!(v, "1" | "true" | "yes" | "True"));
     let drafts = wants_drafts && hub::is_owner(&who, &repo);
-    Ok(msgpack(
+    Ok(answer(
         StatusCode::OK,
         &st.hub.releases(&repo, q.channel, drafts).await?,
     ))
@@ -492,7 +487,7 @@ async fn delete_release(
     Who(who): Who,
 ) -> Result<Response> {
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
-    Ok(msgpack(
+    Ok(answer(
         StatusCode::OK,
         &st.hub.delete_release(&repo, &tag).await?,
     ))
@@ -505,6 +500,6 @@ async fn tags(
     body: Body,
 ) -> Result<Response> {
     let repo = st.hub.repo_for_write(&owner, &slug, &who, false).await?;
-    let body = msgpack_body(&st.hub, body).await?;
-    Ok(msgpack(StatusCode::OK, &st.hub.tags(&repo, &body).await?))
+    let req = Tags::parse(&msgpack_body(&st.hub, body).await?)?;
+    Ok(answer(StatusCode::OK, &st.hub.tags(&repo, req).await?))
 }

@@ -4,14 +4,17 @@
 //! Small request bodies are decoded whole into [`rmpv::Value`] and picked apart with the
 //! accessors here, which turn every type error into a [`Error`] that names the field.
 //! `push/objects` bodies can carry hundreds of MiB, so [`objects`] decodes them as a stream.
-//! Answers are built as `rmpv::Value` maps, or streamed by [`crate::hub`] for fetch.
+//! Requests become typed values in [`requests`] and answers are typed values in [`answers`],
+//! so the hub never handles msgpack; the fetch answer's framing is written by [`answers`] too.
 
 use rmpv::Value;
 
 use crate::cids::Id;
 
+pub mod answers;
 pub mod objects;
 pub mod records;
+pub mod requests;
 
 /// Nesting limit for decoded bodies (a commit's `structured_delta` is the deepest real value).
 const MAX_DEPTH: usize = 64;

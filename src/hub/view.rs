@@ -2,7 +2,6 @@
 //! inside one database snapshot, and nothing else. The web UI's pages are built from it, so
 //! they never hold a database connection or a repo id of their own.
 
-use rmpv::Value;
 use rusqlite::Connection;
 
 use super::{Hub, Readable, Result};
@@ -11,7 +10,7 @@ use crate::db::content::{self, CommitRow, ObjectRow};
 use crate::db::repos::{self, Release, Repo};
 use crate::db::{self};
 use crate::storage::ByteStream;
-use crate::wire::{self, Fields};
+use crate::wire;
 
 /// One readable repo inside one read transaction.
 pub struct RepoView<'a> {
@@ -85,15 +84,7 @@ impl RepoView<'_> {
         let Some(raw) = content::snapshot_raw(self.c, snapshot)? else {
             return Ok(None);
         };
-        let v = wire::decode(&raw)?;
-        let f = Fields::of(&v, "snapshot")?;
-        let Some(Value::Map(m)) = f.get("manifest") else {
-            return Ok(Some(Vec::new()));
-        };
-        let mut out: Vec<(String, Id)> = m
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Id::parse(v.as_str()?).ok()?)))
-            .collect();
+        let mut out = wire::records::snapshot_manifest(&raw)?;
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(Some(out))
     }

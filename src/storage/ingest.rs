@@ -201,3 +201,100 @@ impl Ingest {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, repos, users};
+    use crate::storage::Scope;
+
+    fn store_with_repos() -> (tempfile::TempDir, Store, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let (a, b) = db
+            .write_blocking(|tx| {
+                let u = users::create(tx, "alice")?;
+                let a = repos::create(tx, u.id, "a", repos::Visibility::Public, "ua")?;
+                let b = repos::create(tx, u.id, "b", repos::Visibility::Public, "ub")?;
+                Ok::<_, db::Error>((a, b))
+            })
+            .unwrap();
+        let store = Store::open(db, &dir.path().join("blocks")).unwrap();
+        (dir, store, a, b)
+    }
+
+    fn in_repo(store: &Store, repo: i64, id: Id) -> bool {
+        store
+            .db
+            .read_blocking(|c| content::repo_has_object(c, repo, &id))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_session_counts_what_it_stored_and_what_the_repo_had() {
+        let (_dir, store, a, b) = store_with_repos();
+        let big: Vec<u8> = (0..3 * (1 << 20)).map(|i| (i % 249) as u8).collect();
+        let mut ingest = store.ingest(a);
+        let small = ingest.add_bytes(b"a short riff").await.unwrap();
+        let large = ingest.add_bytes(&big).await.unwrap();
+        ingest.add_bytes(b"a short riff").await.unwrap();
+        let done = ingest.commit().await.unwrap();
+        assert_eq!(done, Ingested { stored: 2, seen: 3 });
+        assert_eq!(done.skipped(), 1);
+        assert!(in_repo(&store, a, small) && in_repo(&store, a, large));
+        assert!(!in_repo(&store, b, large), "repo b was not given it");
+
+        // The same bytes into another repo: nothing new on disk, but the repo gains them.
+        let mut again = store.ingest(b);
+        again.add_object(large, &big).await.unwrap();
+        assert_eq!(again.commit().await.unwrap().stored, 1);
+        assert!(in_repo(&store, b, large));
+        let read = store.block(&large.raw_cid(), Scope::Granted).await.unwrap();
+        assert!(
+            read.is_none(),
+            "a large object's id is not one of its blocks"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_recorded_without_commit_and_bad_bytes_are_refused() {
+        let (_dir, store, a, _) = store_with_repos();
+        let mut ingest = store.ingest(a);
+        let id = ingest.add_bytes(b"never committed").await.unwrap();
+        drop(ingest);
+        assert!(!in_repo(&store, a, id));
+        assert!(
+            store
+                .db
+                .read_blocking(|c| content::object(c, &id))
+                .unwrap()
+                .is_none()
+        );
+
+        let mut ingest = store.ingest(a);
+        let wrong = Id::of(b"something else");
+        let err = ingest.add_object(wrong, b"these bytes").await.unwrap_err();
+        assert!(
+            matches!(err, super::super::Error::HashMismatch { .. }),
+            "{err}"
+        );
+        assert_eq!(ingest.commit().await.unwrap(), Ingested::default());
+    }
+
+    #[tokio::test]
+    async fn large_sessions_record_in_batches() {
+        let (_dir, store, a, _) = store_with_repos();
+        let mut ingest = store.ingest(a);
+        for i in 0..RECORD_EVERY_OBJECTS + 3 {
+            ingest
+                .add_bytes(format!("take {i}").as_bytes())
+                .await
+                .unwrap();
+        }
+        // The first batch is recorded before commit; the rest waits for it.
+        assert_eq!(ingest.done.stored, RECORD_EVERY_OBJECTS as u64);
+        assert_eq!(ingest.batch.len(), 3);
+        let done = ingest.commit().await.unwrap();
+        assert_eq!(done.stored, RECORD_EVERY_OBJECTS as u64 + 3);
+    }
+}

@@ -89,6 +89,32 @@ impl Commit<'_> {
     }
 }
 
+/// A stored snapshot record's manifest as (path, object id), in record order; entries that
+/// are not a string path and an id are left out (the push checked them).
+pub fn snapshot_manifest(raw: &[u8]) -> super::Result<Vec<(String, Id)>> {
+    let v = super::decode(raw)?;
+    let f = super::Fields::of(&v, "snapshot")?;
+    let Some(Value::Map(m)) = f.get("manifest") else {
+        return Ok(Vec::new());
+    };
+    Ok(m.iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Id::parse(v.as_str()?).ok()?)))
+        .collect())
+}
+
+/// The object ids a stored snapshot record names (its manifest's values).
+pub fn snapshot_object_ids(raw: &[u8]) -> super::Result<Vec<Id>> {
+    let v = super::decode(raw)?;
+    let f = super::Fields::of(&v, "snapshot")?;
+    let Some(Value::Map(m)) = f.get("manifest") else {
+        return Ok(Vec::new());
+    };
+    Ok(m.iter()
+        .filter_map(|(_, v)| v.as_str())
+        .filter_map(|s| Id::parse(s).ok())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
