@@ -43,16 +43,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Where the registry is and how to reach it.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub rpc_url: reqwest::Url,
-    /// The chain id the RPC must report (31337 for anvil, 43113 Fuji, 43114 C-Chain).
-    pub chain_id: u64,
-    pub registry: Address,
-    /// The block the registry was deployed in: event replays start there.
-    pub from_block: u64,
-}
+pub use crate::config::ChainEndpoint as Endpoint;
 
 /// A handle's record as the chain holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

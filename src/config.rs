@@ -12,8 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::db::repos::Visibility;
-use crate::hub::Limits;
+use crate::rules::{Limits, Visibility, check_user_name};
 
 /// Where `cargo run` and a fresh install listen: loopback only, so nothing is exposed until
 /// the owner chooses an address.
@@ -179,7 +178,7 @@ impl FederationConfig {
                 .with_context(|| format!("federation.poll {t:?} must be a duration like 5m"))?,
         };
         if let Some(o) = &raw.owner {
-            crate::hub::check_user_name(o).map_err(|e| anyhow::anyhow!("federation.owner: {e}"))?;
+            check_user_name(o).map_err(|e| anyhow::anyhow!("federation.owner: {e}"))?;
         }
         let join = raw
             .join
@@ -227,7 +226,7 @@ pub struct RawChain {
 /// The validated `[chain]` settings.
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
-    pub endpoint: crate::chain::Endpoint,
+    pub endpoint: ChainEndpoint,
     pub cache_ttl: Duration,
     /// How often the registry's events are polled.
     pub follow_every: Duration,
@@ -277,7 +276,7 @@ impl ChainConfig {
                 .with_context(|| format!("chain.follow_every {t:?} must be a duration like 15s"))?,
         };
         Ok(Some(ChainConfig {
-            endpoint: crate::chain::Endpoint {
+            endpoint: ChainEndpoint {
                 rpc_url,
                 chain_id,
                 registry,
@@ -475,8 +474,8 @@ impl Paths {
     pub fn node_key(&self) -> PathBuf {
         self.data_dir.join("node.key")
     }
-    pub fn tls(&self) -> crate::tls::TlsPaths {
-        crate::tls::TlsPaths::in_dir(&self.data_dir)
+    pub fn tls(&self) -> TlsPaths {
+        TlsPaths::in_dir(&self.data_dir)
     }
 }
 
@@ -768,6 +767,51 @@ pub fn normalize_url(url: &str) -> Result<String> {
         bail!("{url:?}: give the hub's address without a path (follow one repo with --repo)");
     }
     Ok(u.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Where the registry is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct ChainEndpoint {
+    pub rpc_url: reqwest::Url,
+    /// The chain id the RPC must report (31337 for anvil, 43113 Fuji, 43114 C-Chain).
+    pub chain_id: u64,
+    pub registry: alloy::primitives::Address,
+    /// The block the registry was deployed in: event replays start there.
+    pub from_block: u64,
+}
+
+/// Files of the hub's TLS material inside the data dir: `tls/ca.crt`,
+/// `tls/ca.key` (0600), `tls/server.crt`, `tls/server.key` (0600).
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    /// The local CA certificate (PEM), handed out at `/ca.crt`.
+    pub ca_cert: PathBuf,
+    /// The local CA private key (PKCS#8 PEM, mode 0600).
+    pub ca_key: PathBuf,
+    /// The server certificate (PEM), signed by the CA.
+    pub cert: PathBuf,
+    /// The server private key (PKCS#8 PEM, mode 0600).
+    pub key: PathBuf,
+}
+
+impl TlsPaths {
+    /// The standard layout under `data_dir/tls/`.
+    pub fn in_dir(data_dir: &Path) -> Self {
+        let dir = data_dir.join("tls");
+        Self {
+            ca_cert: dir.join("ca.crt"),
+            ca_key: dir.join("ca.key"),
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        }
+    }
+
+    /// Whether all four files exist.
+    pub fn exists(&self) -> bool {
+        [&self.ca_cert, &self.ca_key, &self.cert, &self.key]
+            .iter()
+            .all(|p| p.is_file())
+    }
 }
 
 #[cfg(test)]

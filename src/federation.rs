@@ -22,6 +22,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 pub mod shared;
 pub use crate::config::normalize_url;
+use crate::metrics::{Kind, Text};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 pub use shared::{LanHub, Shared};
@@ -668,65 +669,60 @@ pub async fn add_peer(hub: &Hub, url: &str, policy: Policy, source: &str) -> Res
 }
 
 /// Status for `/metrics`: one line per peer and series.
-pub fn render_metrics(list: &[Peer], shared: &Shared, out: &mut String) {
-    use std::fmt::Write;
+pub fn render_metrics(list: &[Peer], shared: &Shared, out: &mut Text) {
     use std::sync::atomic::Ordering::Relaxed;
     let now = unix_now();
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let _ = writeln!(
-        out,
-        "# HELP musehub_peer_up 1 when the last sync reached the peer."
+    out.family(
+        "musehub_peer_up",
+        "1 when the last sync reached the peer.",
+        Kind::Gauge,
     );
-    let _ = writeln!(out, "# TYPE musehub_peer_up gauge");
     for p in list {
         let up = u8::from(p.status == "active" || p.status == "lagging");
-        let _ = writeln!(
-            out,
-            "musehub_peer_up{{peer=\"{}\",status=\"{}\"}} {up}",
-            esc(&p.url),
-            p.status
+        out.sample(
+            "musehub_peer_up",
+            &[("peer", &p.url), ("status", &p.status)],
+            up,
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP musehub_peer_lag_commits Commits the peer has that this hub does not yet."
+    out.family(
+        "musehub_peer_lag_commits",
+        "Commits the peer has that this hub does not yet.",
+        Kind::Gauge,
     );
-    let _ = writeln!(out, "# TYPE musehub_peer_lag_commits gauge");
     for p in list {
-        let _ = writeln!(
-            out,
-            "musehub_peer_lag_commits{{peer=\"{}\"}} {}",
-            esc(&p.url),
-            p.lag_commits
+        out.sample(
+            "musehub_peer_lag_commits",
+            &[("peer", &p.url)],
+            p.lag_commits,
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP musehub_peer_lag_seconds Seconds since the last complete sync while behind."
+    out.family(
+        "musehub_peer_lag_seconds",
+        "Seconds since the last complete sync while behind.",
+        Kind::Gauge,
     );
-    let _ = writeln!(out, "# TYPE musehub_peer_lag_seconds gauge");
     for p in list {
-        let _ = writeln!(
-            out,
-            "musehub_peer_lag_seconds{{peer=\"{}\"}} {}",
-            esc(&p.url),
-            p.lag_seconds(now)
+        out.sample(
+            "musehub_peer_lag_seconds",
+            &[("peer", &p.url)],
+            p.lag_seconds(now),
         );
     }
-    let _ = writeln!(out, "# TYPE musehub_federation_notices_total counter");
-    let _ = writeln!(
-        out,
-        "musehub_federation_notices_total{{way=\"sent\"}} {}",
-        shared.notices_sent.load(Relaxed)
+    out.family(
+        "musehub_federation_notices_total",
+        "Federation notices sent, received and refused.",
+        Kind::Counter,
     );
-    let _ = writeln!(
-        out,
-        "musehub_federation_notices_total{{way=\"received\"}} {}",
-        shared.notices_received.load(Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "musehub_federation_notices_total{{way=\"refused\"}} {}",
-        shared.notices_refused.load(Relaxed)
-    );
+    for (way, n) in [
+        ("sent", &shared.notices_sent),
+        ("received", &shared.notices_received),
+        ("refused", &shared.notices_refused),
+    ] {
+        out.sample(
+            "musehub_federation_notices_total",
+            &[("way", way)],
+            n.load(Relaxed),
+        );
+    }
 }

@@ -35,21 +35,12 @@ pub mod identity;
 mod import;
 mod pages;
 mod view;
+pub use crate::rules::{Limits, check_slug, check_user_name};
 pub use crate::storage::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
 pub use access::{Readable, Writable};
 pub use car::CarPlan;
 pub use import::{ImportOptions, ImportReport};
 pub use view::{Object, RepoView};
-
-/// Limits a hub applies to requests and answers.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest request body, in bytes (a push/objects batch of stems can be hundreds of MiB).
-    pub max_body: u64,
-    /// Largest fetch answer. The Muse CLI refuses answers over 64 MiB, so a larger answer is
-    /// refused with an explanation instead of being sent and failing on the client.
-    pub max_fetch_answer: u64,
-}
 
 /// The hub: database, block store and policy. Cheap to clone.
 ///
@@ -194,6 +185,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The caller of a request: a user authenticated by bearer token, or anonymous.
 pub type Caller = Option<User>;
+
+impl From<crate::rules::NameError> for Error {
+    fn from(e: crate::rules::NameError) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
 
 impl From<muse::Error> for Error {
     fn from(e: muse::Error) -> Self {
@@ -633,46 +630,6 @@ impl Hub {
 /// Whether the caller owns the repo.
 pub fn is_owner(caller: &Caller, repo: &Repo) -> bool {
     caller.as_ref().is_some_and(|u| u.id == repo.owner_id)
-}
-
-/// Repo slugs are URL path segments: letters, digits, `-`, `_`, `.`; not starting with `.`.
-pub fn check_slug(slug: &str) -> Result<()> {
-    let ok = !slug.is_empty()
-        && slug.len() <= 100
-        && !slug.starts_with('.')
-        && slug
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "repository name {slug:?} may only use letters, digits, '-', '_' and '.'"
-        )))
-    }
-}
-
-/// Names the hub's own pages use as the first path segment; a user called `node` would
-/// have a page nobody could reach.
-const RESERVED_NAMES: &[&str] = &[
-    "api", "assets", "ca.crt", "connect", "explore", "health", "ipfs", "ipns", "login", "logout",
-    "metrics", "new", "node", "o", "peers", "settings",
-];
-
-/// User names follow the same rule as slugs (they are the first path segment), and may not
-/// be one of the hub's own page names.
-pub fn check_user_name(name: &str) -> Result<()> {
-    check_slug(name).map_err(|_| {
-        Error::Invalid(format!(
-            "user name {name:?} may only use letters, digits, '-', '_' and '.'"
-        ))
-    })?;
-    if RESERVED_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(Error::Invalid(format!(
-            "{name:?} is the name of one of the hub's pages; pick another user name"
-        )));
-    }
-    Ok(())
 }
 
 /// A random UUID v4 string (the repo and release ids the CLI stores).

@@ -8,8 +8,6 @@
 //! - [`ipns`]: IPNS records (V1+V2), validation, the DHT record filter.
 //! - [`pb`]: the protobuf wire format both use.
 
-use std::fmt::Write;
-
 use crate::metrics::{Counter, Gauge};
 
 pub mod bitswap;
@@ -41,7 +39,7 @@ pub struct IpfsMetrics {
 
 impl IpfsMetrics {
     /// Appends this node's series to a Prometheus text body.
-    pub fn render(&self, status: &NodeStatus, out: &mut String) {
+    pub fn render(&self, status: &NodeStatus, out: &mut crate::metrics::Text) {
         let counters = [
             (
                 "musehub_bitswap_blocks_sent_total",
@@ -90,10 +88,7 @@ impl IpfsMetrics {
             ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
+            out.counter(name, help, v);
         }
         let gauges = [
             (
@@ -128,7 +123,7 @@ impl IpfsMetrics {
             ),
         ];
         for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            out.gauge(name, help, v);
         }
     }
 }

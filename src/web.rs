@@ -248,16 +248,24 @@ async fn health() -> Response {
 
 async fn metrics_page(State(st): State<AppState>) -> Result<Response> {
     let (objects, blocks, bytes) = st.hub.counts().await?;
-    let mut text = st
-        .hub
-        .metrics()
-        .render(objects, blocks, bytes, st.hub.db_readers_opened());
+    let mut text = crate::metrics::Text::default();
+    st.hub.metrics().render(
+        objects,
+        blocks,
+        bytes,
+        st.hub.db_readers_opened(),
+        &mut text,
+    );
     if let Some(node) = &st.node {
         node.metrics().render(&node.status(), &mut text);
     }
     let peers = st.hub.peers().await?;
     crate::federation::render_metrics(&peers, st.hub.federation(), &mut text);
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text.finish(),
+    )
+        .into_response())
 }
 
 /// The IPFS node's identity and state as JSON (what `musehub node` prints).

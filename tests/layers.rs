@@ -299,3 +299,36 @@ fn the_web_layer_reads_repos_only_through_the_hub() {
         [("web::planted".to_owned(), ".db()")]
     );
 }
+
+#[test]
+fn the_configuration_depends_only_on_the_pure_rules() {
+    let edges = graph();
+    let config: Vec<&String> = edges["config"].iter().collect();
+    assert_eq!(config, ["rules"], "config uses {config:?}");
+    assert!(
+        edges["rules"].is_empty(),
+        "rules must be a leaf: {:?}",
+        edges["rules"]
+    );
+}
+
+#[test]
+fn the_crate_docs_name_every_top_level_module() {
+    let lib = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs"))
+        .expect("lib.rs reads");
+    let docs: String = lib
+        .lines()
+        .filter(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let missing: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';'))
+        .filter(|m| !docs.contains(&format!("[`{m}`]")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lib.rs's module map leaves out {missing:?}"
+    );
+}

@@ -6,29 +6,7 @@ use super::events::{self, Kind};
 use super::{Result, now};
 use crate::cids::Id;
 
-/// Who may see a repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visibility {
-    Public,
-    Private,
-}
-
-impl Visibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Private => "private",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "public" => Some(Visibility::Public),
-            "private" => Some(Visibility::Private),
-            _ => None,
-        }
-    }
-}
+pub use crate::rules::Visibility;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repo {

@@ -228,7 +228,7 @@ pub async fn challenge(State(st): State<AppState>, body: Body) -> Result<Respons
     let body = read_limited(body, LOGIN_BODY_MAX).await?;
     let b: ChallengeBody = serde_json::from_slice(&body)
         .map_err(|e| Error::new(StatusCode::BAD_REQUEST, format!("login challenge: {e}")))?;
-    crate::hub::check_user_name(&b.handle)?;
+    crate::hub::check_user_name(&b.handle).map_err(crate::hub::Error::from)?;
     let (challenge, expires) = st.hub.login_challenge(&b.handle);
     Ok(axum::Json(serde_json::json!({
         "challenge": challenge,
