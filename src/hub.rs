@@ -6,25 +6,17 @@
 //! verified, empty objects kept, membership is per repo, the fast-forward check walks the
 //! pack and the stored history, a push is one transaction, non-owners get 403.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::Stream;
-
-use crate::cids::Id;
-use crate::db::content::{self, CommitRow, ObjectRow};
+use crate::db::content;
 use crate::db::repos::{self, Repo, Visibility};
 use crate::db::users::User;
 use crate::db::{self, Db};
 use crate::metrics::Metrics;
 use crate::storage::{self, Store};
 use crate::wire;
-use crate::wire::answers::{
-    self, Inline, Missing, Negotiated, ObjectsStored, Pushed, Refs, Releases, Retracted, TagsStored,
-};
-use crate::wire::objects::ObjectsReader;
-use crate::wire::requests::{FilterObjects, Presign, Push, Tags, WantHave};
+use crate::wire::answers::{Inline, Missing, Refs};
+use crate::wire::requests::{FilterObjects, Presign};
 use crate::{auth, muse};
 
 mod access;
@@ -42,7 +34,7 @@ pub use crate::rules::{Limits, check_slug, check_user_name};
 pub use crate::storage::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
 pub use access::{Readable, Writable};
 pub use car::CarPlan;
-pub use fetch::{FetchPlan, manifest_ids_of_raw};
+pub use fetch::FetchPlan;
 pub use import::{ImportOptions, ImportReport};
 pub(crate) use push::topo_order;
 pub use view::{Object, RepoView};

@@ -31,7 +31,7 @@ mod block;
 mod ingest;
 mod put;
 pub use block::{BlockKey, IDENTITY, IDENTITY_MAX, Scope, block_key};
-pub use ingest::{Ingest, Ingested, RECORD_EVERY_BYTES, Staged};
+pub use ingest::{Ingest, Ingested, Staged};
 pub use put::record_staged;
 pub mod unixfs;
 
@@ -298,16 +298,23 @@ impl Store {
         {
             return Ok(Some(data));
         }
-        match std::fs::read(self.block_path(digest)) {
-            Ok(b) => return Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        if let Some(b) = self.read_block_file(digest)? {
+            return Ok(Some(b));
         }
         if likely_inline {
             return Ok(None);
         }
         let row = self.db.read_blocking(|c| content::block(c, digest))?;
         Ok(row.and_then(|r| r.inline))
+    }
+
+    /// A block's file; `None` when there is none.
+    fn read_block_file(&self, digest: &Id) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.block_path(digest)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Starts importing an object of `size` bytes that must hash to `expected`. When the hub
@@ -358,7 +365,7 @@ impl Store {
     }
 
     /// Reads a raw leaf of a tree (a file, normally) into a pooled buffer.
-    pub(crate) fn read_leaf(&self, cid: &Cid) -> Result<Bytes> {
+    fn read_leaf(&self, cid: &Cid) -> Result<Bytes> {
         let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock {
             cid: cid.to_string(),
             why: e.to_string(),

@@ -113,6 +113,22 @@ pub fn add_repo_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<bool
     Ok(n == 1)
 }
 
+/// An object's row when the repo holds it (one indexed join).
+pub fn repo_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<Option<ObjectRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT o.size, o.root FROM repo_objects ro JOIN objects o ON o.object_id = ro.object_id
+             WHERE ro.repo_id = ?1 AND ro.object_id = ?2",
+        )?
+        .query_row(params![repo_id, &oid.0[..]], |r| {
+            Ok(ObjectRow {
+                size: r.get::<_, i64>(0)? as u64,
+                root: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
 pub fn repo_has_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM repo_objects WHERE repo_id = ?1 AND object_id = ?2")?

@@ -188,7 +188,7 @@ fn plan_blocking(
             seen.insert(cid_of(&cid)?);
         }
         if let Some(raw) = raw {
-            for oid in super::manifest_ids_of_raw(&raw)? {
+            for oid in crate::wire::records::snapshot_object_ids(&raw)? {
                 let cid = db.read_blocking(|c| super::dag::object_cid(c, &oid))?;
                 seen.insert(cid);
             }

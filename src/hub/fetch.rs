@@ -1,7 +1,19 @@
 //! `negotiate` and `fetch`: the common base, and a fetch answer planned with its exact length
 //! before any object byte is read, then streamed.
 
-use super::*;
+use std::collections::{HashSet, VecDeque};
+
+use bytes::Bytes;
+
+use crate::cids::Id;
+use crate::db::content::{self, ObjectRow};
+use crate::db::repos::{self, Repo};
+use crate::storage;
+use crate::wire;
+use crate::wire::answers::{self, Negotiated};
+use crate::wire::requests::WantHave;
+
+use super::{Error, Hub, Readable, Result};
 
 impl Hub {
     /// `POST negotiate` (protocol doc §3, the recommended form that reaches `ready`).
@@ -143,7 +155,7 @@ fn plan_fetch(
         let Some(raw) = content::snapshot_raw(c, sid)? else {
             continue;
         };
-        for oid in manifest_ids_of_raw(&raw)? {
+        for oid in wire::records::snapshot_object_ids(&raw)? {
             if !held.contains(&oid) && obj_seen.insert(oid) {
                 object_ids.push(oid);
             }
@@ -189,12 +201,7 @@ fn plan_fetch(
 
 fn manifest_ids(c: &rusqlite::Connection, sid: &Id) -> Result<Vec<Id>> {
     match content::snapshot_raw(c, sid)? {
-        Some(raw) => manifest_ids_of_raw(&raw),
+        Some(raw) => Ok(wire::records::snapshot_object_ids(&raw)?),
         None => Ok(Vec::new()),
     }
-}
-
-/// The object ids of a stored snapshot record.
-pub fn manifest_ids_of_raw(raw: &[u8]) -> Result<Vec<Id>> {
-    Ok(wire::records::snapshot_object_ids(raw)?)
 }

@@ -82,7 +82,7 @@ impl Hub {
     ) -> Result<()> {
         if repo.owner_id != by.id {
             return Err(Error::NotPermitted(format!(
-                "only {} can change who sees {}/{}",
+                "Only {} can change who sees {}/{}.",
                 repo.owner, repo.owner, repo.slug
             )));
         }

@@ -1,10 +1,24 @@
 //! `push/objects` and `push`: objects through an ingest session, then the pack checked and
 //! the branch moved in one transaction (fast-forward over the pack and the stored history).
 
-use super::*;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::cids::Id;
+use crate::db::content::{self, CommitRow};
+use crate::db::repos::{self, Repo};
+use crate::muse;
+use crate::wire::answers::{ObjectsStored, Pushed};
+use crate::wire::objects::ObjectsReader;
+use crate::wire::requests::{Push, PushedCommit};
+
+use super::{Error, Hub, Result, Writable, dag};
 
 impl Hub {
-    /// `POST push/objects`, decoding the body as it arrives. Returns (stored, skipped).
+    /// `POST push/objects`, decoding the body as it arrives: objects new to the repo, and
+    /// objects it already had.
     pub async fn push_objects<S, E>(&self, repo: &Writable<Repo>, body: S) -> Result<ObjectsStored>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -63,16 +77,14 @@ impl Hub {
     }
 }
 
-/// A push body whose ids are checked against the Muse rules.
+/// A push body whose ids are checked against the Muse rules, with its tip worked out.
 #[derive(Debug)]
 struct Pack {
     branch: String,
     force: bool,
-    tip: Option<Id>,
+    tip: Id,
     /// Commits with their verbatim msgpack record.
     commits: Vec<(CommitRow, Vec<u8>)>,
-    /// The branch each commit's record names, if any (same order as `commits`).
-    commit_branches: Vec<Option<String>>,
     /// Snapshots: id, manifest object ids, verbatim record.
     snapshots: Vec<(Id, Vec<Id>, Vec<u8>)>,
     objects: Vec<(Id, Vec<u8>)>,
@@ -80,7 +92,7 @@ struct Pack {
 
 impl Pack {
     /// Checks the branch name, every manifest path, and that every snapshot and commit id is
-    /// the hash of its record.
+    /// the hash of its record; works out the tip.
     fn verify(push: Push) -> Result<Pack> {
         muse::check_branch(&push.branch)?;
         let mut snapshots = Vec::with_capacity(push.snapshots.len());
@@ -99,69 +111,57 @@ impl Pack {
             let oids = s.manifest.into_iter().map(|(_, o)| o).collect();
             snapshots.push((s.snapshot_id, oids, s.raw));
         }
-        let mut commits = Vec::with_capacity(push.commits.len());
-        let mut commit_branches = Vec::with_capacity(push.commits.len());
-        for c in push.commits {
-            let computed = muse::commit_id(&c.parents, &c.snapshot_id, &c.message, &c.committed_at);
-            if computed != c.commit_id {
+        for c in &push.commits {
+            let r = &c.row;
+            let computed = muse::commit_id(&r.parents, &r.snapshot_id, &r.message, &r.committed_at);
+            if computed != r.commit_id {
                 return Err(muse::Error::CommitId {
-                    claimed: c.commit_id,
+                    claimed: r.commit_id,
                     computed,
                 }
                 .into());
             }
-            let row = CommitRow {
-                commit_id: c.commit_id,
-                snapshot_id: c.snapshot_id,
-                parents: c.parents,
-                message: c.message,
-                committed_at: c.committed_at,
-                author: c.author,
-            };
-            commits.push((row, c.raw));
-            commit_branches.push(c.branch);
         }
+        let tip = match push.tip {
+            Some(t) => t,
+            None => leaf_tip(&push.commits, &push.branch)?,
+        };
         Ok(Pack {
+            tip,
+            commits: push.commits.into_iter().map(|c| (c.row, c.raw)).collect(),
             branch: push.branch,
             force: push.force,
-            tip: push.tip,
-            commits,
-            commit_branches,
             snapshots,
             objects: push.objects,
         })
     }
+}
 
-    /// The pushed tip: the named head, else the pack's one leaf (preferring the target branch).
-    fn tip(&self) -> Result<Id> {
-        if let Some(t) = self.tip {
-            return Ok(t);
-        }
-        let named: HashSet<Id> = self
-            .commits
-            .iter()
-            .flat_map(|(c, _)| c.parents.iter().copied())
-            .collect();
-        let leaves: Vec<usize> = (0..self.commits.len())
-            .filter(|&i| !named.contains(&self.commits[i].0.commit_id))
-            .collect();
-        match leaves.as_slice() {
-            [] => Err(Error::Invalid("push carries no commits".into())),
-            [one] => Ok(self.commits[*one].0.commit_id),
-            many => {
-                let on_branch: Vec<usize> = many
-                    .iter()
-                    .copied()
-                    .filter(|&i| self.commit_branches[i].as_deref() == Some(self.branch.as_str()))
-                    .collect();
-                match on_branch.as_slice() {
-                    [one] => Ok(self.commits[*one].0.commit_id),
-                    _ => Err(Error::Invalid(format!(
-                        "push has {} tip commits; cannot tell which is '{}'",
-                        many.len(),
-                        self.branch
-                    ))),
-                }
+/// The tip of a push that names none: its one leaf commit, else the one leaf whose record
+/// says it was made on `branch`.
+fn leaf_tip(commits: &[PushedCommit], branch: &str) -> Result<Id> {
+    let named: HashSet<Id> = commits
+        .iter()
+        .flat_map(|c| c.row.parents.iter().copied())
+        .collect();
+    let leaves: Vec<&PushedCommit> = commits
+        .iter()
+        .filter(|c| !named.contains(&c.row.commit_id))
+        .collect();
+    match leaves.as_slice() {
+        [] => Err(Error::Invalid("push carries no commits".into())),
+        [one] => Ok(one.row.commit_id),
+        many => {
+            let on_branch: Vec<&&PushedCommit> = many
+                .iter()
+                .filter(|c| c.branch.as_deref() == Some(branch))
+                .collect();
+            match on_branch.as_slice() {
+                [one] => Ok(one.row.commit_id),
+                _ => Err(Error::Invalid(format!(
+                    "push has {} tip commits; cannot tell which is '{branch}'",
+                    many.len()
+                ))),
             }
         }
     }
@@ -175,7 +175,7 @@ fn apply_push(
     staged: &HashMap<Id, dag::StagedSnapshot>,
 ) -> Result<Pushed> {
     let rid = repo.id;
-    let tip = pack.tip()?;
+    let tip = pack.tip;
     let pack_commits: HashMap<Id, &CommitRow> =
         pack.commits.iter().map(|(c, _)| (c.commit_id, c)).collect();
     let pack_snaps: HashSet<Id> = pack.snapshots.iter().map(|(s, _, _)| *s).collect();
@@ -348,7 +348,7 @@ pub(crate) fn topo_order(commits: &[(CommitRow, Vec<u8>)]) -> Vec<&(CommitRow, V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::requests::{PushedCommit, PushedSnapshot};
+    use crate::wire::requests::PushedSnapshot;
 
     const AT: &str = "2026-01-01T00:00:00+00:00";
 
@@ -367,12 +367,14 @@ mod tests {
 
     fn commit(parents: &[Id], snap: Id, message: &str, branch: Option<&str>) -> PushedCommit {
         PushedCommit {
-            commit_id: muse::commit_id(parents, &snap, message, AT),
-            snapshot_id: snap,
-            parents: parents.to_vec(),
-            message: message.to_owned(),
-            committed_at: AT.to_owned(),
-            author: String::new(),
+            row: CommitRow {
+                commit_id: muse::commit_id(parents, &snap, message, AT),
+                snapshot_id: snap,
+                parents: parents.to_vec(),
+                message: message.to_owned(),
+                committed_at: AT.to_owned(),
+                author: String::new(),
+            },
             branch: branch.map(str::to_owned),
             raw: Vec::new(),
         }
@@ -401,11 +403,11 @@ mod tests {
         let s = snapshot(&[("a.mid", 3)]);
         let c = commit(&[], s.snapshot_id, "verse", None);
         let pack = Pack::verify(push(vec![c.clone()], vec![s.clone()])).unwrap();
-        assert_eq!(pack.commits[0].0.commit_id, c.commit_id);
+        assert_eq!(pack.commits[0].0.commit_id, c.row.commit_id);
         assert_eq!(pack.snapshots[0].1, [Id([3; 32])]);
 
         let mut edited = c.clone();
-        edited.message = "chorus".into();
+        edited.row.message = "chorus".into();
         assert!(refused(push(vec![edited], vec![s.clone()])).contains("does not match its fields"));
 
         let mut moved = s.clone();
@@ -426,45 +428,46 @@ mod tests {
     fn the_tip_is_the_named_head_else_the_one_leaf_else_the_leaf_on_the_branch() {
         let s = snapshot(&[("a.mid", 3)]);
         let root = commit(&[], s.snapshot_id, "intro", None);
-        let verse = commit(&[root.commit_id], s.snapshot_id, "verse", Some("main"));
-        let bridge = commit(&[root.commit_id], s.snapshot_id, "bridge", Some("idea"));
+        let verse = commit(&[root.row.commit_id], s.snapshot_id, "verse", Some("main"));
+        let bridge = commit(&[root.row.commit_id], s.snapshot_id, "bridge", Some("idea"));
 
         let one = Pack::verify(push(vec![root.clone(), verse.clone()], vec![])).unwrap();
-        assert_eq!(one.tip().unwrap(), verse.commit_id);
+        assert_eq!(one.tip, verse.row.commit_id);
 
         let two = Pack::verify(push(
             vec![root.clone(), verse.clone(), bridge.clone()],
             vec![],
         ))
         .unwrap();
-        assert_eq!(two.tip().unwrap(), verse.commit_id, "the leaf made on main");
+        assert_eq!(two.tip, verse.row.commit_id, "the leaf made on main");
 
         let mut named = push(vec![root.clone(), verse, bridge.clone()], vec![]);
-        named.tip = Some(bridge.commit_id);
-        assert_eq!(
-            Pack::verify(named).unwrap().tip().unwrap(),
-            bridge.commit_id
-        );
+        named.tip = Some(bridge.row.commit_id);
+        assert_eq!(Pack::verify(named).unwrap().tip, bridge.row.commit_id);
 
-        let other = commit(&[root.commit_id], s.snapshot_id, "solo", Some("idea"));
-        let unclear = Pack::verify(push(vec![root, bridge, other], vec![])).unwrap();
-        assert!(matches!(unclear.tip(), Err(Error::Invalid(m)) if m.contains("cannot tell")));
+        let other = commit(&[root.row.commit_id], s.snapshot_id, "solo", Some("idea"));
+        let unclear = push(vec![root, bridge, other], vec![]);
+        assert!(refused(unclear).contains("cannot tell"));
 
-        let empty = Pack::verify(push(vec![], vec![])).unwrap();
-        assert!(matches!(empty.tip(), Err(Error::Invalid(m)) if m.contains("no commits")));
+        assert!(refused(push(vec![], vec![])).contains("no commits"));
     }
 
     #[test]
     fn topo_order_puts_parents_first_and_keeps_everything() {
         let s = snapshot(&[("a.mid", 3)]);
         let a = commit(&[], s.snapshot_id, "a", None);
-        let b = commit(&[a.commit_id], s.snapshot_id, "b", None);
-        let c = commit(&[b.commit_id, a.commit_id], s.snapshot_id, "c", None);
+        let b = commit(&[a.row.commit_id], s.snapshot_id, "b", None);
+        let c = commit(
+            &[b.row.commit_id, a.row.commit_id],
+            s.snapshot_id,
+            "c",
+            None,
+        );
         let pack = Pack::verify(push(vec![c.clone(), a.clone(), b.clone()], vec![])).unwrap();
         let order: Vec<Id> = topo_order(&pack.commits)
             .iter()
             .map(|(row, _)| row.commit_id)
             .collect();
-        assert_eq!(order, [a.commit_id, b.commit_id, c.commit_id]);
+        assert_eq!(order, [a.row.commit_id, b.row.commit_id, c.row.commit_id]);
     }
 }

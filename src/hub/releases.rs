@@ -1,6 +1,14 @@
 //! Releases (JSON records the CLI sends, msgpack it reads) and wire tags.
 
-use super::*;
+use crate::cids::Id;
+use crate::db;
+use crate::db::content;
+use crate::db::repos::{self, Repo};
+use crate::wire;
+use crate::wire::answers::{Releases, Retracted, TagsStored};
+use crate::wire::requests::Tags;
+
+use super::{Error, Hub, Readable, Result, Writable, new_uuid};
 
 impl Hub {
     /// `POST releases` (JSON body). Owner only. Returns the server-assigned release id.

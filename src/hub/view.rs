@@ -6,9 +6,9 @@ use rusqlite::Connection;
 
 use super::{Hub, Readable, Result};
 use crate::cids::Id;
+use crate::db;
 use crate::db::content::{self, CommitRow, ObjectRow};
 use crate::db::repos::{self, Release, Repo};
-use crate::db::{self};
 use crate::storage::ByteStream;
 use crate::wire;
 
@@ -75,13 +75,18 @@ impl RepoView<'_> {
         content::repo_has_commit(self.c, self.repo.id, id)
     }
 
-    /// A snapshot of this repo as (path, object id), sorted by path; `None` when the repo has
-    /// no such snapshot.
-    pub fn manifest(&self, snapshot: &Id) -> Result<Option<Vec<(String, Id)>>> {
+    /// A snapshot record of this repo.
+    fn snapshot_raw(&self, snapshot: &Id) -> db::Result<Option<Vec<u8>>> {
         if !content::repo_has_snapshot(self.c, self.repo.id, snapshot)? {
             return Ok(None);
         }
-        let Some(raw) = content::snapshot_raw(self.c, snapshot)? else {
+        content::snapshot_raw(self.c, snapshot)
+    }
+
+    /// A snapshot of this repo as (path, object id), sorted by path; `None` when the repo has
+    /// no such snapshot.
+    pub fn manifest(&self, snapshot: &Id) -> Result<Option<Vec<(String, Id)>>> {
+        let Some(raw) = self.snapshot_raw(snapshot)? else {
             return Ok(None);
         };
         let mut out = wire::records::snapshot_manifest(&raw)?;
@@ -89,12 +94,17 @@ impl RepoView<'_> {
         Ok(Some(out))
     }
 
+    /// The object at `path` in a snapshot of this repo, without listing the rest.
+    pub fn file(&self, snapshot: &Id, path: &str) -> Result<Option<Id>> {
+        let Some(raw) = self.snapshot_raw(snapshot)? else {
+            return Ok(None);
+        };
+        Ok(wire::records::snapshot_file(&raw, path)?)
+    }
+
     /// An object of this repo whose bytes this hub holds.
     pub fn object(&self, id: &Id) -> db::Result<Option<Object>> {
-        if !content::repo_has_object(self.c, self.repo.id, id)? {
-            return Ok(None);
-        }
-        Ok(content::object(self.c, id)?.map(|row| Object { id: *id, row }))
+        Ok(content::repo_object(self.c, self.repo.id, id)?.map(|row| Object { id: *id, row }))
     }
 
     /// Releases newest first; drafts only when asked (the caller decides who may see them).
@@ -138,7 +148,7 @@ impl Hub {
         self.store.object_stream(object.id, object.row.clone())
     }
 
-    /// Bytes `start..end` of a readable object.
+    /// Bytes `start..=end` of a readable object.
     pub fn object_range_stream(&self, object: &Object, start: u64, end: u64) -> ByteStream {
         self.store
             .object_range_stream(object.id, object.row.clone(), start, end)

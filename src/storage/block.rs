@@ -60,33 +60,50 @@ pub enum Scope {
     Granted,
 }
 
+/// The digest to look up, or the answer when none is needed (an identity CID's bytes, or
+/// `None` for a CID no block here can have).
+fn digest_or_answer(cid: &Cid) -> std::result::Result<Id, Option<Bytes>> {
+    match block_key(cid) {
+        Ok(BlockKey::Sha256(d)) => Ok(d),
+        Ok(BlockKey::Identity(b)) => Err(Some(b)),
+        Err(_) => Err(None),
+    }
+}
+
+/// The block's row, when the block is in `scope`.
+fn row_in_scope(
+    c: &rusqlite::Connection,
+    digest: &Id,
+    scope: Scope,
+) -> crate::db::Result<Option<content::BlockRow>> {
+    if scope == Scope::Public && !blocks::public_block(c, digest)? {
+        return Ok(None);
+    }
+    content::block(c, digest)
+}
+
 impl Store {
     /// The bytes of the block `cid` names, when this hub holds it within `scope`; `None`
     /// otherwise (absent, out of scope, or a CID no block here can have). Identity CIDs give
     /// their digest. Blocks were verified when written, so nothing is hashed here.
+    ///
+    /// The block's row says where its bytes are (inline, or a file), read in one transaction
+    /// with the scope check. Raw leaves a caller was granted are read from their file straight
+    /// away, into a pooled buffer.
     pub async fn block(&self, cid: &Cid, scope: Scope) -> Result<Option<Bytes>> {
-        let digest = match block_key(cid) {
-            Ok(BlockKey::Identity(b)) => return Ok(Some(b)),
-            Ok(BlockKey::Sha256(d)) => d,
-            Err(_) => return Ok(None),
+        let digest = match digest_or_answer(cid) {
+            Ok(d) => d,
+            Err(answer) => return Ok(answer),
         };
         if scope == Scope::Granted && cid.codec() == RAW {
-            // Raw leaves are files: read them straight into a pooled buffer.
-            let store = self.clone();
-            let cid = *cid;
-            return tokio::task::spawn_blocking(move || store.block_blocking(&cid, scope))
+            let (store, cid) = (self.clone(), *cid);
+            return tokio::task::spawn_blocking(move || store.granted_leaf(&cid))
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
-        // One read transaction (scope and the inline row together), then a file read.
         let row = self
             .db
-            .read(move |c| {
-                if scope == Scope::Public && !blocks::public_block(c, &digest)? {
-                    return Ok(None);
-                }
-                content::block(c, &digest)
-            })
+            .read(move |c| row_in_scope(c, &digest, scope))
             .await?;
         match row {
             None => Ok(None),
@@ -104,43 +121,34 @@ impl Store {
 
     /// [`Store::block`] for a blocking thread.
     pub fn block_blocking(&self, cid: &Cid, scope: Scope) -> Result<Option<Bytes>> {
-        let digest = match block_key(cid) {
-            Ok(BlockKey::Identity(b)) => return Ok(Some(b)),
-            Ok(BlockKey::Sha256(d)) => d,
-            Err(_) => return Ok(None),
+        let digest = match digest_or_answer(cid) {
+            Ok(d) => d,
+            Err(answer) => return Ok(answer),
         };
-        match scope {
-            Scope::Public => {
-                let row = self.db.read_blocking(|c| {
-                    if !blocks::public_block(c, &digest)? {
-                        return Ok::<_, Error>(None);
-                    }
-                    Ok(content::block(c, &digest)?)
-                })?;
-                match row {
-                    None => Ok(None),
-                    Some(content::BlockRow {
-                        inline: Some(data), ..
-                    }) => Ok(Some(Bytes::from(data))),
-                    Some(_) => self.file_block(&digest),
-                }
-            }
-            Scope::Granted if cid.codec() == RAW => match self.read_leaf(cid) {
-                Ok(b) => Ok(Some(b)),
-                Err(Error::MissingBlock(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            Scope::Granted => Ok(self.read_block_where(&digest, true)?.map(Bytes::from)),
+        if scope == Scope::Granted && cid.codec() == RAW {
+            return self.granted_leaf(cid);
+        }
+        match self.db.read_blocking(|c| row_in_scope(c, &digest, scope))? {
+            None => Ok(None),
+            Some(content::BlockRow {
+                inline: Some(data), ..
+            }) => Ok(Some(Bytes::from(data))),
+            Some(_) => self.file_block(&digest),
+        }
+    }
+
+    /// A raw leaf, file first (see [`Store::read_leaf`]); `None` when it is nowhere.
+    fn granted_leaf(&self, cid: &Cid) -> Result<Option<Bytes>> {
+        match self.read_leaf(cid) {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::MissingBlock(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
     /// A block the database records as a file; `None` when the file is missing.
     fn file_block(&self, digest: &Id) -> Result<Option<Bytes>> {
-        match std::fs::read(self.block_path(digest)) {
-            Ok(b) => Ok(Some(Bytes::from(b))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.read_block_file(digest)?.map(Bytes::from))
     }
 }
 

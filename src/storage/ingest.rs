@@ -25,7 +25,7 @@ use crate::db::{self, content};
 
 /// Inline bytes staged in memory after which a session records what it has so far, bounding
 /// memory when a client sends many small objects in one body.
-pub const RECORD_EVERY_BYTES: u64 = 32 * 1024 * 1024;
+const RECORD_EVERY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Objects staged after which a session records what it has so far (one transaction's size).
 const RECORD_EVERY_OBJECTS: usize = 4096;
@@ -40,10 +40,6 @@ pub struct Staged {
 }
 
 impl Staged {
-    pub fn object_id(&self) -> Id {
-        self.imported.object_id
-    }
-
     pub fn size(&self) -> u64 {
         self.imported.size
     }
@@ -110,8 +106,9 @@ impl Store {
         }
     }
 
-    /// Imports a whole in-memory object into a repo (tests, `doctor` fixtures, small callers).
-    pub async fn import_bytes(&self, repo_id: i64, bytes: &[u8]) -> Result<Id> {
+    /// Imports a whole in-memory object into a repo (tests).
+    #[cfg(test)]
+    pub(crate) async fn import_bytes(&self, repo_id: i64, bytes: &[u8]) -> Result<Id> {
         let mut ingest = self.ingest(repo_id);
         let id = ingest.add_bytes(bytes).await?;
         ingest.commit().await?;
@@ -132,8 +129,10 @@ impl Ingest {
         Ok(())
     }
 
-    /// Writes and takes a whole in-memory object; returns its id.
-    pub async fn add_bytes(&mut self, bytes: &[u8]) -> Result<Id> {
+    /// Writes and takes a whole in-memory object; returns its id (tests: callers with bytes
+    /// in hand know their id and use [`Ingest::add_object`]).
+    #[cfg(test)]
+    pub(crate) async fn add_bytes(&mut self, bytes: &[u8]) -> Result<Id> {
         let id = Id::of(bytes);
         self.add_object(id, bytes).await?;
         Ok(id)

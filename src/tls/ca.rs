@@ -1,7 +1,23 @@
 //! The hub's local CA and its server certificate: created once, reissued for new names, read
 //! back and checked (see the parent module).
 
-use super::*;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::client::danger::ServerCertVerifier as _;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tracing::{info, warn};
+
+use super::{
+    Error, TlsPaths, create_private_dir, parse_certs, provider, read_certs, read_file, write_new,
+    write_replacing,
+};
 
 /// Lifetime of the CA: about ten years.
 pub(super) const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);

@@ -1,7 +1,12 @@
 //! HTTP clients: trusting exactly one local CA (tests, the bench, federation with a LAN hub)
 //! or the web PKI.
 
-use super::*;
+use std::path::PathBuf;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
+
+use super::{Error, provider};
 
 /// A rustls client configuration (ring provider, safe default protocol
 /// versions, no client certificate) that trusts only the certificates in

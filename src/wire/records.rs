@@ -89,30 +89,47 @@ impl Commit<'_> {
     }
 }
 
-/// A stored snapshot record's manifest as (path, object id), in record order; entries that
-/// are not a string path and an id are left out (the push checked them).
-pub fn snapshot_manifest(raw: &[u8]) -> super::Result<Vec<(String, Id)>> {
+/// Runs `f` over a stored snapshot record's manifest entries (none when it has no manifest).
+fn with_manifest<T>(raw: &[u8], f: impl FnOnce(&[(Value, Value)]) -> T) -> super::Result<T> {
     let v = super::decode(raw)?;
-    let f = super::Fields::of(&v, "snapshot")?;
-    let Some(Value::Map(m)) = f.get("manifest") else {
-        return Ok(Vec::new());
-    };
-    Ok(m.iter()
-        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), Id::parse(v.as_str()?).ok()?)))
-        .collect())
+    let fields = super::Fields::of(&v, "snapshot")?;
+    Ok(match fields.get("manifest") {
+        Some(Value::Map(m)) => f(m),
+        _ => f(&[]),
+    })
+}
+
+/// One manifest entry as (path, object id); `None` for an entry that is not a string path
+/// and an id (the push checked them, so none is expected).
+fn entry((k, v): &(Value, Value)) -> Option<(&str, Id)> {
+    Some((k.as_str()?, Id::parse(v.as_str()?).ok()?))
+}
+
+/// A stored snapshot record's manifest as (path, object id), in record order.
+pub fn snapshot_manifest(raw: &[u8]) -> super::Result<Vec<(String, Id)>> {
+    with_manifest(raw, |m| {
+        m.iter()
+            .filter_map(entry)
+            .map(|(p, id)| (p.to_owned(), id))
+            .collect()
+    })
 }
 
 /// The object ids a stored snapshot record names (its manifest's values).
 pub fn snapshot_object_ids(raw: &[u8]) -> super::Result<Vec<Id>> {
-    let v = super::decode(raw)?;
-    let f = super::Fields::of(&v, "snapshot")?;
-    let Some(Value::Map(m)) = f.get("manifest") else {
-        return Ok(Vec::new());
-    };
-    Ok(m.iter()
-        .filter_map(|(_, v)| v.as_str())
-        .filter_map(|s| Id::parse(s).ok())
-        .collect())
+    with_manifest(raw, |m| {
+        m.iter().filter_map(entry).map(|(_, id)| id).collect()
+    })
+}
+
+/// The object id at `path` in a stored snapshot record.
+pub fn snapshot_file(raw: &[u8], path: &str) -> super::Result<Option<Id>> {
+    with_manifest(raw, |m| {
+        m.iter()
+            .filter_map(entry)
+            .find(|(p, _)| *p == path)
+            .map(|(_, id)| id)
+    })
 }
 
 #[cfg(test)]

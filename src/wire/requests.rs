@@ -6,6 +6,7 @@ use rmpv::Value;
 
 use super::{Error, Fields, Result, encode};
 use crate::cids::Id;
+use crate::db::content::CommitRow;
 
 /// `POST filter-objects`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,12 +108,8 @@ impl Tags {
 /// A commit record of a push, with its verbatim msgpack bytes (stored and served as is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedCommit {
-    pub commit_id: Id,
-    pub snapshot_id: Id,
-    pub parents: Vec<Id>,
-    pub message: String,
-    pub committed_at: String,
-    pub author: String,
+    /// The fields the hub checks and indexes.
+    pub row: CommitRow,
     /// The `branch` field some CLI versions put in the record (which branch it was made on).
     pub branch: Option<String>,
     pub raw: Vec<u8>,
@@ -199,18 +196,20 @@ impl Push {
             let path = format!("bundle.commits[{i}]");
             let cf = Fields::of(c, &path)?;
             commits.push(PushedCommit {
-                commit_id: cf.id("commit_id")?,
-                snapshot_id: cf.id("snapshot_id")?,
-                parents: [
-                    cf.opt_id("parent_commit_id")?,
-                    cf.opt_id("parent2_commit_id")?,
-                ]
-                .into_iter()
-                .flatten()
-                .collect(),
-                message: cf.opt_str("message")?.unwrap_or("").to_owned(),
-                committed_at: cf.str("committed_at")?.to_owned(),
-                author: cf.opt_str("author")?.unwrap_or("").to_owned(),
+                row: CommitRow {
+                    commit_id: cf.id("commit_id")?,
+                    snapshot_id: cf.id("snapshot_id")?,
+                    parents: [
+                        cf.opt_id("parent_commit_id")?,
+                        cf.opt_id("parent2_commit_id")?,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                    message: cf.opt_str("message")?.unwrap_or("").to_owned(),
+                    committed_at: cf.str("committed_at")?.to_owned(),
+                    author: cf.opt_str("author")?.unwrap_or("").to_owned(),
+                },
                 branch: cf.opt_str("branch").ok().flatten().map(str::to_owned),
                 raw: encode(c),
             });
@@ -308,8 +307,11 @@ mod tests {
         assert!(!push.force);
         assert_eq!(push.tip, Some(Id([1; 32])));
         let c = &push.commits[0];
-        assert_eq!((c.commit_id, c.snapshot_id), (Id([1; 32]), Id([2; 32])));
-        assert!(c.parents.is_empty());
+        assert_eq!(
+            (c.row.commit_id, c.row.snapshot_id),
+            (Id([1; 32]), Id([2; 32]))
+        );
+        assert!(c.row.parents.is_empty());
         assert_eq!(c.branch.as_deref(), Some("main"));
         assert_eq!(c.raw, encode(&commit), "the record is kept verbatim");
         assert_eq!(

@@ -91,22 +91,22 @@ async fn resolve(
                 return Ok(None);
             };
             let path = path.trim_end_matches('/').to_owned();
-            let mut object = None;
-            if !path.is_empty() {
-                let files = v.manifest(&row.snapshot_id).map_err(|e| {
-                    tracing::error!(target: "musehub::web", error = %e, "stored snapshot unreadable");
-                    PageError {
-                        status: StatusCode::INTERNAL_SERVER_ERROR,
-                        message: String::new(),
-                    }
-                })?;
-                if let Some(files) = files
-                    && let Ok(i) = files.binary_search_by(|(p, _)| p.as_str().cmp(&path))
-                {
-                    let id = files[i].1;
-                    object = Some(v.object(&id)?.ok_or(id));
+            let broken = |e: crate::hub::Error| {
+                tracing::error!(target: "musehub::web", error = %e, "stored snapshot unreadable");
+                PageError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: String::new(),
                 }
-            }
+            };
+            let file = if path.is_empty() {
+                None
+            } else {
+                v.file(&row.snapshot_id, &path).map_err(broken)?
+            };
+            let object = match file {
+                Some(id) => Some(v.object(&id)?.ok_or(id)),
+                None => None,
+            };
             Ok(Some((Resolved { path, pinned }, object)))
         })
         .await?;

@@ -728,16 +728,12 @@ pub async fn set_visibility(
         .get("visibility")
         .and_then(Visibility::parse)
         .ok_or_else(|| PageError::bad_request("Visibility must be public or private."))?;
-    // Someone else's private repository stays invisible (404), as everywhere.
+    // Someone else's private repository stays invisible (404), as everywhere; someone else's
+    // public one is refused by the hub (403).
     let repo = st
         .hub
         .repo_for_read(&owner, &slug, &Some(cur.user.clone()))
         .await?;
-    if repo.owner_id != cur.user.id {
-        return Err(PageError::forbidden(format!(
-            "Only {owner} can change who sees {owner}/{slug}."
-        )));
-    }
     st.hub.set_visibility(&repo, &cur.user, visibility).await?;
     tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), visibility = visibility.as_str(), "visibility changed from settings");
     Ok(see_other("/settings?notice=visibility", None))
