@@ -19,13 +19,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-
-pub mod shared;
-pub use crate::config::normalize_url;
-use crate::metrics::{Kind, Text};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-pub use shared::{LanHub, Shared};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +30,11 @@ use crate::db::repos::{self, Visibility};
 use crate::db::{unix_now, users};
 use crate::httpsig;
 use crate::hub::{Hub, ImportOptions};
+use crate::metrics::{Kind, Text};
+
+pub mod shared;
+pub use crate::config::normalize_url;
+pub use shared::{LanHub, Shared};
 
 /// Where notices and subscriptions are posted.
 pub const NOTIFY_PATH: &str = "/api/v1/federation/notify";
