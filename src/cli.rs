@@ -188,8 +188,19 @@ pub enum Command {
         #[arg(long, value_name = "DEVICE")]
         accept_data_filesystem: Option<String>,
     },
-    /// Measure push, fetch and lookup speed on this machine and print the figures.
-    Bench(crate::bench::Args),
+    /// Measure push, fetch and lookup speed on this machine and print the figures (runs the
+    /// `musehub-bench` program installed beside musehub; `musehub bench --help` lists its
+    /// options).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Options passed on to `musehub-bench`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "OPTIONS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -563,9 +574,32 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("the commit did not verify")
             }
         }
-        Command::Bench(args) => crate::bench::run(&config, args),
+        Command::Bench { args } => bench(&args),
         Command::Setup { .. } => unreachable!("setup runs before any configuration is loaded"),
     }
+}
+
+/// `musehub bench`: runs `musehub-bench` from beside this executable with the same options,
+/// so the bench's code stays out of the hub, and exits as it exits.
+fn bench(args: &[std::ffi::OsString]) -> Result<()> {
+    let me = std::env::current_exe().context("finding this program's path")?;
+    let bench = me.with_file_name("musehub-bench");
+    if !bench.is_file() {
+        bail!(
+            "the bench is a separate program, and there is no {} (build it with \
+             `cargo build --release --bin musehub-bench`; appliance images do not ship it)",
+            bench.display()
+        );
+    }
+    let status = std::process::Command::new(&bench)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {}", bench.display()))?;
+    if !status.success() {
+        // The bench said what went wrong; leave with its code and add nothing.
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
 }
 
 /// Splits `owner/name`.

@@ -40,12 +40,14 @@
 //! Tools:
 //! - [`cli`]: the `musehub` command (the only code that prints or exits).  [`clone`]: writing
 //!   `.muse/` repos from a commit DAG.  [`setup`]: the appliance's first boot.
-//!   [`doctor`]: integrity checks.  [`bench`]: figures.  [`fsutil`]: atomic file writes.
+//!   [`doctor`]: integrity checks.  [`fsutil`]: atomic file writes.
+//!
+//! The bench is a program of its own beside `musehub` (`src/bin/musehub-bench`), so this
+//! library holds none of its code.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod auth;
-pub mod bench;
 pub mod car;
 pub mod chain;
 pub mod cids;

@@ -731,6 +731,34 @@ async fn doctor_finds_corrupt_and_missing_blocks() {
 }
 
 #[test]
+fn bench_is_a_program_of_its_own_that_musehub_bench_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = musehub(dir.path(), &["bench", "--help"]).ok().stdout;
+    for phrase in ["musehub-bench", "--max-commit", "--hub", "--ui", "--ipfs"] {
+        assert!(
+            help.contains(phrase),
+            "`musehub bench --help` should show the bench's help with {phrase:?}:\n{help}"
+        );
+    }
+    let wrong = musehub(dir.path(), &["bench", "--no-such-option"]);
+    assert_eq!(
+        wrong.status.code(),
+        Some(2),
+        "the bench's usage error and its exit code pass through: {}",
+        wrong.stderr
+    );
+    assert!(
+        wrong.stderr.contains("--no-such-option"),
+        "the bench names the option it refused: {}",
+        wrong.stderr
+    );
+    assert!(
+        !dir.path().join("musehub.db").exists(),
+        "the bench touches no data directory"
+    );
+}
+
+#[test]
 fn help_explains_the_options() {
     let dir = tempfile::tempdir().unwrap();
     let root = musehub(dir.path(), &["--help"]).ok().stdout;

@@ -6,11 +6,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Module path (`hub::import`, `crate` for lib.rs) → source text.
+/// Module path (`hub::import`, `crate` for lib.rs) → source text, for the library's modules
+/// (the programs, `src/main.rs` and `src/bin/`, are left out: they only use the library).
 fn modules() -> BTreeMap<String, String> {
     fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
         for entry in std::fs::read_dir(dir).expect("src/ reads") {
             let path = entry.expect("entry").path();
+            let programs = [
+                concat!(env!("CARGO_MANIFEST_DIR"), "/src/main.rs"),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/src/bin"),
+            ];
+            if programs.iter().any(|p| path == Path::new(p)) {
+                continue;
+            }
             if path.is_dir() {
                 walk(&path, out);
             } else if path.extension().is_some_and(|e| e == "rs") {
@@ -19,7 +27,7 @@ fn modules() -> BTreeMap<String, String> {
                     .expect("under src")
                     .with_extension("");
                 let name = rel.to_string_lossy().replace('/', "::");
-                let name = if name == "lib" || name == "main" {
+                let name = if name == "lib" {
                     "crate".to_owned()
                 } else {
                     name
@@ -330,5 +338,33 @@ fn the_crate_docs_name_every_top_level_module() {
     assert!(
         missing.is_empty(),
         "lib.rs's module map leaves out {missing:?}"
+    );
+}
+
+#[test]
+fn only_the_command_line_prints() {
+    let printing: Vec<String> = modules()
+        .into_iter()
+        .filter(|(m, _)| m != "cli" && !m.starts_with("cli::"))
+        .filter(|(_, text)| {
+            [
+                "print!(",
+                "println!(",
+                "eprint!(",
+                "eprintln!(",
+                "std::process::exit(",
+            ]
+            .iter()
+            .any(|p| text.contains(p))
+        })
+        .map(|(m, _)| m)
+        .collect();
+    assert!(
+        printing.is_empty(),
+        "only cli prints or exits (the bench is its own program); these do too: {printing:?}"
+    );
+    assert!(
+        modules().contains_key("hub") && modules().contains_key("cli::serve"),
+        "the reader found the library's modules"
     );
 }

@@ -1,9 +1,14 @@
-//! `musehub bench`: push, fetch and lookup figures for this machine, measured end to end
+//! `musehub-bench` (also run as `musehub bench`): push, fetch and lookup figures for this machine, measured end to end
 //! against a real hub. It prints figures and never asserts timings: the command fails only
 //! when something is functionally wrong (a non-200 answer, bytes that do not hash to their
 //! id, a fetch that sends the wrong objects).
 //!
 //! # What is measured
+//!
+//! This is its own program beside `musehub`, so that the product library holds no bench code
+//! and only programs print. It drives the `musehub` executable found beside it (or `--hub`)
+//! and links the library only for the pure rules it checks answers against (ids, CIDs,
+//! records).
 //!
 //! A hub is started as a child process (`musehub serve` on 127.0.0.1, a fresh data directory
 //! under the system temp dir) with a user `bench` and a token. A song is generated
@@ -34,16 +39,16 @@
 //!   150 MB.
 //! - **inline vs file writes**: 2,000 objects of 16 KiB imported through the block store's
 //!   inline path in batches of 400 (as `push/objects` does), versus written as durable block
-//!   files (the path of blocks over [`crate::storage::INLINE_MAX`]). Objects per second;
+//!   files (the path of blocks over [`musehub::storage::INLINE_MAX`]). Objects per second;
 //!   informational, it justifies the inline threshold.
 //!
 //! Beside push, fetch and filter-objects the table shows the CPU seconds the hub and the bench
 //! used meanwhile (from `/proc/<pid>/stat`), which tells a CPU-bound hub from a waiting one.
 //!
-//! `musehub bench --ui` measures the web UI's pages instead: see `src/bench/ui.rs`.
+//! `musehub-bench --ui` measures the web UI's pages instead: see `src/bench/ui.rs`.
 //!
 //! MB is 10^6 bytes throughout. Targets are marked `ok` or `MISSED` for information only.
-//! The global `--data-dir` and `--config` are ignored: the bench never touches a real hub.
+//! The bench never touches a real hub: every hub it starts has a fresh data directory.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,9 +59,9 @@ use anyhow::{Context, Result, bail, ensure};
 use futures_util::{StreamExt, TryStreamExt};
 use rmpv::Value;
 
-use crate::cids::Id;
-use crate::config::{CLI_MAX_RESPONSE, Config, parse_size};
-use crate::wire;
+use musehub::cids::Id;
+use musehub::config::{CLI_MAX_RESPONSE, parse_size};
+use musehub::wire;
 
 mod child;
 mod disk;
@@ -84,46 +89,55 @@ const TARGET_FILTER_MS: f64 = 100.0;
 const OWNER: &str = "bench";
 const SLUG: &str = "song";
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// Measure push, fetch and lookup speed of a musehub on this machine and print the figures.
+///
+/// Every run starts its own hubs on 127.0.0.1 with fresh data directories under the system
+/// temp dir and removes them afterwards. Targets are marked `ok` or `MISSED` for information;
+/// the bench fails only when a hub answers wrongly.
+#[derive(Debug, clap::Parser)]
+#[command(name = "musehub-bench", version)]
+struct Args {
+    /// The `musehub` executable to measure [default: the one beside this program].
+    #[arg(long, value_name = "PATH")]
+    hub: Option<PathBuf>,
     /// Total size of the objects of the generated history, e.g. "1 GiB" or "64MiB".
     #[arg(long, default_value = "1 GiB", value_name = "SIZE")]
-    pub size: String,
+    size: String,
     /// Most bytes one commit may add (keep it under the CLI's 64 MiB fetch cap).
     #[arg(long, default_value = "60 MiB", value_name = "SIZE")]
-    pub max_commit: String,
+    max_commit: String,
     /// Ids sent in the timed filter-objects request (half present, half absent).
     #[arg(long, default_value_t = 50_000, value_name = "N")]
-    pub filter_ids: usize,
+    filter_ids: usize,
     /// Seed of the generated history; the same seed gives the same bytes.
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    seed: u64,
     /// Also print the figures as one JSON object.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     /// Keep the temporary data directory (its path is printed).
     #[arg(long)]
-    pub keep: bool,
+    keep: bool,
     /// Measure the web UI instead: page latency on a long history under concurrent readers
     /// (see `bench/ui.rs`).
     #[arg(long)]
-    pub ui: bool,
+    ui: bool,
     /// With --ui: commits in the generated history, sent in one push.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
-    pub ui_commits: usize,
+    ui_commits: usize,
     /// With --ui: concurrent readers.
     #[arg(long, default_value_t = 100, value_name = "N")]
-    pub ui_readers: usize,
+    ui_readers: usize,
     /// With --ui: how long each page is loaded, e.g. 10s.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub ui_duration: humantime::Duration,
+    ui_duration: humantime::Duration,
     /// Measure the IPFS node instead: idle RSS with the swarm running, Bitswap to a Helia
     /// peer against Helia to Helia, gateway CAR speed (needs `npm ci --prefix tests/helia`).
     #[arg(long)]
-    pub ipfs: bool,
+    ipfs: bool,
     /// With --ipfs: size of the one object sent, e.g. 100MB.
     #[arg(long, default_value = "100MB", value_name = "SIZE")]
-    pub ipfs_size: String,
+    ipfs_size: String,
 }
 
 /// The temporary directory of one run, removed when dropped unless kept.
@@ -270,8 +284,36 @@ impl FilterFigures {
     }
 }
 
+fn main() -> std::process::ExitCode {
+    let args = <Args as clap::Parser>::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("musehub-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `musehub` executable the bench drives: `--hub`, or the one beside this program
+/// (cargo builds both into one directory, and the package installs both together).
+fn hub_exe(args: &Args) -> Result<PathBuf> {
+    if let Some(path) = &args.hub {
+        ensure!(path.is_file(), "--hub {}: no such file", path.display());
+        return Ok(path.clone());
+    }
+    let me = std::env::current_exe().context("finding this program's path")?;
+    let beside = me.with_file_name("musehub");
+    ensure!(
+        beside.is_file(),
+        "no `musehub` executable beside {}: build both (`cargo build --release`) or name one with --hub PATH",
+        me.display()
+    );
+    Ok(beside)
+}
+
 /// Runs the benchmark. See the module docs.
-pub fn run(_config: &Config, args: Args) -> Result<()> {
+fn run(args: Args) -> Result<()> {
     if args.ui {
         return ui::run(&args);
     }
@@ -286,7 +328,7 @@ pub fn run(_config: &Config, args: Args) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let work = WorkDir::create(args.keep)?;
-    let exe = std::env::current_exe().context("finding the musehub executable")?;
+    let exe = hub_exe(&args)?;
     let hub_dir = work.path.join("hub");
 
     progress(format!("[1/9] starting a hub in {}", hub_dir.display()));

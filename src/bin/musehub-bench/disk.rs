@@ -1,4 +1,4 @@
-//! Inline blocks versus block files: the figures behind [`crate::storage::INLINE_MAX`].
+//! Inline blocks versus block files: the figures behind [`musehub::storage::INLINE_MAX`].
 //!
 //! The inline side goes through the real [`Store`] exactly as `push/objects` does (look the
 //! object up, stream it through an object writer, record each batch in one transaction). The
@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::synth::Content;
-use crate::cids::Id;
-use crate::db::repos::{self, Visibility};
-use crate::db::{self, Db, users};
-use crate::storage::Store;
+use musehub::cids::Id;
+use musehub::db::repos::{self, Visibility};
+use musehub::db::{self, Db, users};
+use musehub::storage::Store;
 
 /// What was measured.
 #[derive(Debug, Clone, Copy)]

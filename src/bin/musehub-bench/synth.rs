@@ -12,8 +12,8 @@ use bytes::Bytes;
 use rmpv::Value;
 use sha2::{Digest, Sha256};
 
-use crate::cids::Id;
-use crate::wire;
+use musehub::cids::Id;
+use musehub::wire;
 
 const MIB: u64 = 1 << 20;
 
@@ -450,7 +450,7 @@ impl Iterator for ObjectsBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::muse;
+    use musehub::muse;
 
     fn whole(seed: u64, o: &Object) -> Vec<u8> {
         let mut v = vec![0u8; o.size as usize];

@@ -15,9 +15,9 @@ use futures_util::StreamExt;
 use rmpv::Value;
 
 use super::{OWNER, WorkDir, child, mb, progress};
-use crate::cids::Id;
-use crate::storage::unixfs;
-use crate::wire;
+use musehub::cids::Id;
+use musehub::storage::unixfs;
+use musehub::wire;
 
 /// Where the Helia harness lives (`npm ci --prefix tests/helia` installs it).
 fn helia_dir() -> PathBuf {
@@ -71,16 +71,16 @@ fn object_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 pub(super) fn run(args: &super::Args) -> Result<()> {
-    let size = crate::config::parse_size(&args.ipfs_size)? as usize;
+    let size = musehub::config::parse_size(&args.ipfs_size)? as usize;
     ensure!(size > 0, "--ipfs-size must be more than 0");
     ensure!(
-        size as u64 <= crate::storage::MAX_OBJECT_BYTES,
+        size as u64 <= musehub::storage::MAX_OBJECT_BYTES,
         "--ipfs-size is one object: at most 256 MiB"
     );
     let helia_dir = helia_dir();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let work = WorkDir::create(args.keep)?;
-    let exe = std::env::current_exe().context("finding the musehub executable")?;
+    let exe = super::hub_exe(args)?;
     let hub_dir = work.path.join("hub");
 
     progress(format!(

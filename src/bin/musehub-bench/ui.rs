@@ -35,8 +35,8 @@ use anyhow::{Context, Result, bail, ensure};
 use rmpv::Value;
 
 use super::{Api, Args, Cpu, WorkDir, child, ids_value, ms, parse_ids, progress, verdict};
-use crate::cids::Id;
-use crate::wire::{self, records};
+use musehub::cids::Id;
+use musehub::wire::{self, records};
 
 const OWNER: &str = "alice";
 const SLUG: &str = "song";
@@ -406,7 +406,7 @@ pub(super) fn run(args: &Args) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let work = WorkDir::create(args.keep)?;
-    let exe = std::env::current_exe().context("finding the musehub executable")?;
+    let exe = super::hub_exe(args)?;
     let hub_dir = work.path.join("hub");
     progress(format!("[1/4] starting a hub in {}", hub_dir.display()));
     let (mut hub, token) = child::hub_with_owner(&exe, &hub_dir, OWNER)?;
