@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("db/migrations/0006_identities.sql"),
     include_str!("db/migrations/0007_federation.sql"),
     include_str!("db/migrations/0008_events.sql"),
+    include_str!("db/migrations/0009_whole_objects.sql"),
 ];
 
 /// How long a connection waits on a lock held by another before giving up. Writes are

@@ -1,7 +1,8 @@
 //! `musehub doctor`: proves the data directory is whole.
 //!
 //! Two checks: every stored byte hashes to its id (each block against its digest, each
-//! multi-chunk object re-read through its UnixFS tree against its `object_id`), and every
+//! multi-chunk object re-read from its file, or through its UnixFS tree when it is not
+//! stored whole, against its `object_id`), and every
 //! branch of every repo reaches a complete DAG (commits, snapshots and objects present in the
 //! repo, ids recomputed from the records). Parents that were never pushed to this hub are
 //! reported as shallow history, which is not a fault.
@@ -36,9 +37,9 @@ pub fn run(hub: &Hub, mut progress: impl FnMut(&str)) -> Result<Report, crate::d
     let mut faults = Vec::new();
     let mut n = 0u64;
     hub.db().read_blocking(|c| {
-        content::all_blocks(c, |digest, size, inline| {
+        content::all_blocks(c, |digest, row| {
             n += 1;
-            if let Err(e) = store.verify_block_blocking(&digest, size, inline) {
+            if let Err(e) = store.verify_block_blocking(&digest, row) {
                 faults.push(format!("block {digest}: {e}"));
             }
             Ok(())

@@ -98,6 +98,15 @@ impl Server {
             None
         };
         let shutdown = CancellationToken::new();
+        // Objects from before schema 9 are stored whole in the background; every read works
+        // on either layout meanwhile (storage::whole).
+        let store = hub.store().clone();
+        let stop = shutdown.child_token();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.store_whole_objects(&stop) {
+                tracing::warn!(target: "musehub::server", error = %e, "storing older objects whole stopped; the next start goes on");
+            }
+        });
         // The event log is read from here on: every change committed after this point, by
         // this process or another, reaches the subscribers started below.
         let cursor = crate::events::start_cursor(hub.db())

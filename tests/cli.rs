@@ -15,6 +15,8 @@ use crate::harness::{
     Commit, client, decode, field, musehub, objects_body, push_body, spawn_serve,
 };
 
+const MIB: usize = 1024 * 1024;
+
 /// The login line `token create` prints for a hub with default settings.
 const LOGIN_HUB: &str = "http://127.0.0.1:8080";
 
@@ -72,16 +74,25 @@ fn repo_rows(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// Files under `blocks/??/` (the block files; `blocks/tmp` has a longer name).
+/// Files of the block store: blocks of their own (`blocks/<2 hex>/…`) and objects stored
+/// whole (`blocks/objects/<2 hex>/…`).
 fn block_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for shard in std::fs::read_dir(dir.join("blocks")).expect("blocks dir") {
-        let shard = shard.expect("entry").path();
-        if shard.file_name().is_some_and(|n| n.len() == 2) && shard.is_dir() {
-            for f in std::fs::read_dir(&shard).expect("shard dir") {
-                out.push(f.expect("entry").path());
+    fn shards(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for shard in entries {
+            let shard = shard.expect("entry").path();
+            if shard.file_name().is_some_and(|n| n.len() == 2) && shard.is_dir() {
+                for f in std::fs::read_dir(&shard).expect("shard dir") {
+                    out.push(f.expect("entry").path());
+                }
             }
         }
     }
+    let mut out = Vec::new();
+    shards(&dir.join("blocks"), &mut out);
+    shards(&dir.join("blocks").join("objects"), &mut out);
     out.sort();
     out
 }
@@ -663,20 +674,22 @@ async fn doctor_finds_corrupt_and_missing_blocks() {
     );
     assert_eq!(report["commits_checked"], 1, "{report}");
 
+    // The stem is stored whole: one file, its three 1 MiB leaves are ranges of it.
     let files = block_files(d);
     assert_eq!(
         files.len(),
-        3,
-        "2 MiB + 1000 bytes is three 1 MiB leaves: {files:?}"
+        1,
+        "2 MiB + 1000 bytes is one object file: {files:?}"
     );
-    let (victim, gone) = (&files[0], &files[1]);
-    let victim_name = victim.file_name().unwrap().to_string_lossy().into_owned();
-    let gone_name = gone.file_name().unwrap().to_string_lossy().into_owned();
+    let victim = &files[0];
+    let victim_name = Id::of(&stem[MIB..2 * MIB]).to_hex();
+    let gone = victim;
+    let gone_name = Id::of(&stem[..MIB]).to_hex();
 
-    // One flipped byte in one leaf.
+    // One flipped byte in one leaf (the second).
     let original = std::fs::read(victim).unwrap();
     let mut bytes = original.clone();
-    let middle = bytes.len() / 2;
+    let middle = MIB + MIB / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(victim, &bytes).unwrap();
     let corrupt = musehub(d, &["doctor"]).fails();
@@ -707,7 +720,7 @@ async fn doctor_finds_corrupt_and_missing_blocks() {
     std::fs::write(victim, &original).unwrap();
     musehub(d, &["doctor"]).ok();
 
-    // A block file that disappeared.
+    // A file that disappeared: every leaf in it is missing.
     std::fs::remove_file(gone).unwrap();
     let missing = musehub(d, &["doctor"]).fails();
     assert!(

@@ -2,6 +2,7 @@
 //! clones written from a hub's CAR, a CAR file and a Helia peer (hubs stopped), `verify`
 //! catching every flipped byte and the wrong key, and bad CARs refused with nothing imported.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use musehub::car::CarReader;
@@ -795,4 +796,127 @@ async fn clone_and_verify_through_the_hubs_ipns_name() {
         "verify: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `musehub car import` killed with SIGKILL at some point of a 40 MiB import leaves nothing
+/// half-recorded: the data directory is whole (`doctor`), the repo is absent or complete,
+/// and the same import run again finishes with the same branch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn car_import_killed_midway_leaves_nothing_half_recorded() {
+    let a = TestHub::spawn().await;
+    let token = a.user("alice").await;
+    a.repo("alice", "song", false).await;
+    let stems: Vec<Vec<u8>> = (0..8).map(|i| noise(100 + i, 5 * MIB)).collect();
+    let files: Vec<(String, &[u8])> = stems
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("stems/{i}.wav"), s.as_slice()))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), *b)).collect();
+    let c = Commit::new(&[], &refs, "eight stems", "2026-11-24T10:00:00+00:00");
+    let objs: Vec<&[u8]> = stems.iter().map(Vec::as_slice).collect();
+    let (s, b) = a
+        .push(
+            "alice/song",
+            &token,
+            &objs,
+            std::slice::from_ref(&c),
+            "main",
+            false,
+        )
+        .await;
+    assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
+    let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
+    let work = tempfile::tempdir().unwrap();
+    let path = write_temp(work.path(), "song.car", &car);
+    let path = path.to_str().unwrap();
+
+    let b = tempfile::tempdir().unwrap();
+    musehub(b.path(), &["user", "add", "alice"]).ok();
+    let import = || {
+        musehub_cmd(b.path())
+            .args(["car", "import", path, "--repo", "alice/song"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("car import starts")
+    };
+    // Kill sooner each time until a kill lands while the import runs.
+    let mut killed_midway = false;
+    for delay_ms in [400u64, 200, 100, 50, 20, 5] {
+        let mut child = import();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let running = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let doctor = musehub(b.path(), &["doctor", "--json"]);
+        assert!(
+            doctor.status.success(),
+            "after a kill at {delay_ms} ms the data directory is whole: {}",
+            doctor.stdout
+        );
+        if running && !status.success() {
+            killed_midway = true;
+            // Killed during the import: nothing of it is visible (no branch to export), or
+            // all of it, if the kill came after its last transaction.
+            let partial = work.path().join("partial.car");
+            let export = musehub(
+                b.path(),
+                &[
+                    "car",
+                    "export",
+                    "alice/song",
+                    "-o",
+                    partial.to_str().unwrap(),
+                    "--history",
+                ],
+            );
+            if export.status.success() {
+                assert_eq!(
+                    same_blocks(&std::fs::read(&partial).unwrap()).await,
+                    same_blocks(&car).await,
+                    "a visible import is complete"
+                );
+            }
+            break;
+        }
+    }
+    assert!(killed_midway, "some kill landed while the import ran");
+    let done = musehub(b.path(), &["car", "import", path, "--repo", "alice/song"]).ok();
+    assert!(done.stdout.contains("alice/song"), "{done:?}");
+    let export = work.path().join("again.car");
+    musehub(
+        b.path(),
+        &[
+            "car",
+            "export",
+            "alice/song",
+            "-o",
+            export.to_str().unwrap(),
+            "--history",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        same_blocks(&std::fs::read(&export).unwrap()).await,
+        same_blocks(&car).await,
+        "the finished import gives back the same commit and objects"
+    );
+    let (ok, report) = {
+        let run = musehub(b.path(), &["doctor", "--json"]);
+        (run.status.success(), run.stdout)
+    };
+    assert!(ok, "{report}");
+}
+
+/// A CAR's root (the commit; its CID covers the commit DAG) and its object blocks (ref-states,
+/// signed by each hub, differ).
+async fn same_blocks(car: &[u8]) -> (cid::Cid, BTreeSet<cid::Cid>) {
+    let (root, secs) = sections(car).await;
+    let blocks = secs
+        .into_iter()
+        .map(|(c, ..)| c)
+        .filter(|c| c.codec() == RAW || c.codec() == DAG_PB)
+        .collect();
+    (root, blocks)
 }

@@ -194,7 +194,7 @@ mod tests {
         let (_dir, db, alice, bob, secret, song) = fixture();
         let small = id(1);
         db.write_blocking(|tx| {
-            put_object(tx, &small, 10, None)?;
+            put_object(tx, &small, 10, None, false)?;
             add_repo_object(tx, secret, &small)?;
             Ok::<_, crate::db::Error>(())
         })
@@ -222,7 +222,7 @@ mod tests {
         let (big, leaf, node) = (id(2), id(3), id(4));
         let root = vec![1, 0x70, 0x12, 0x20];
         db.write_blocking(|tx| {
-            put_object(tx, &big, 3 << 20, Some(&root))?;
+            put_object(tx, &big, 3 << 20, Some(&root), false)?;
             add_object_blocks(tx, &big, [&node, &leaf, &leaf])?;
             add_repo_object(tx, secret, &big)?;
             Ok::<_, crate::db::Error>(())
@@ -243,7 +243,7 @@ mod tests {
         // Paging: three public objects, two per page.
         db.write_blocking(|tx| {
             for n in [5, 6] {
-                put_object(tx, &id(n), 1, None)?;
+                put_object(tx, &id(n), 1, None, false)?;
                 add_repo_object(tx, song, &id(n))?;
             }
             Ok::<_, crate::db::Error>(())

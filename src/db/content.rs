@@ -9,19 +9,30 @@ use crate::cids::Id;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRow {
     pub size: u64,
-    /// The bytes when stored inline; `None` when they are a file in the block directory.
+    /// The bytes when stored inline.
     pub inline: Option<Vec<u8>>,
+    /// Where the bytes are in a whole object's file: `(object_id, offset)` (a leaf of an
+    /// object stored whole, schema 9). Neither this nor `inline`: a file of its own.
+    pub extent: Option<(Id, u64)>,
+}
+
+fn block_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<BlockRow> {
+    let object: Option<Vec<u8>> = r.get(at + 2)?;
+    let offset: Option<i64> = r.get(at + 3)?;
+    Ok(BlockRow {
+        size: r.get::<_, i64>(at)? as u64,
+        inline: r.get(at + 1)?,
+        extent: match (object.as_deref().and_then(Id::from_slice), offset) {
+            (Some(o), Some(off)) => Some((o, off as u64)),
+            _ => None,
+        },
+    })
 }
 
 pub fn block(conn: &Connection, digest: &Id) -> Result<Option<BlockRow>> {
     Ok(conn
-        .prepare_cached("SELECT size, data FROM blocks WHERE digest = ?1")?
-        .query_row([&digest.0[..]], |r| {
-            Ok(BlockRow {
-                size: r.get::<_, i64>(0)? as u64,
-                inline: r.get(1)?,
-            })
-        })
+        .prepare_cached("SELECT size, data, object_id, offset FROM blocks WHERE digest = ?1")?
+        .query_row([&digest.0[..]], |r| block_row(r, 0))
         .optional()?)
 }
 
@@ -34,27 +45,75 @@ pub fn has_block(conn: &Connection, digest: &Id) -> Result<bool> {
 }
 
 /// Records a block. `inline` carries the bytes for a small block; `None` means the file is
-/// already durable in the block directory. Idempotent.
+/// already durable in the block directory. Idempotent: a block already recorded keeps its
+/// place.
 pub fn put_block(conn: &Connection, digest: &Id, size: u64, inline: Option<&[u8]>) -> Result<()> {
     conn.prepare_cached("INSERT OR IGNORE INTO blocks (digest, size, data) VALUES (?1, ?2, ?3)")?
         .execute(params![&digest.0[..], size as i64, inline])?;
     Ok(())
 }
 
-/// Every block digest with its size and whether it is inline, for `doctor`.
-pub fn all_blocks(
+/// Records a block whose bytes are `size` bytes at `offset` in the durable file of the whole
+/// object `object_id`. Idempotent: a block already recorded keeps its place.
+pub fn put_extent(
     conn: &Connection,
-    mut f: impl FnMut(Id, u64, Option<Vec<u8>>) -> Result<()>,
+    digest: &Id,
+    size: u64,
+    object_id: &Id,
+    offset: u64,
 ) -> Result<()> {
-    let mut stmt = conn.prepare("SELECT digest, size, data FROM blocks")?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO blocks (digest, size, object_id, offset) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        &digest.0[..],
+        size as i64,
+        &object_id.0[..],
+        offset as i64
+    ])?;
+    Ok(())
+}
+
+/// Points a block that is a file of its own at a range of a whole object's file instead
+/// (converting to schema 9). True when the row changed: its own file is then unused.
+pub fn move_to_extent(conn: &Connection, digest: &Id, object_id: &Id, offset: u64) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE blocks SET object_id = ?2, offset = ?3
+             WHERE digest = ?1 AND data IS NULL AND object_id IS NULL",
+        )?
+        .execute(params![&digest.0[..], &object_id.0[..], offset as i64])?;
+    Ok(n == 1)
+}
+
+/// Every block digest with its row, for `doctor`.
+pub fn all_blocks(conn: &Connection, mut f: impl FnMut(Id, BlockRow) -> Result<()>) -> Result<()> {
+    let mut stmt = conn.prepare("SELECT digest, size, data, object_id, offset FROM blocks")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let d: Vec<u8> = r.get(0)?;
         if let Some(id) = Id::from_slice(&d) {
-            f(id, r.get::<_, i64>(1)? as u64, r.get(2)?)?;
+            f(id, block_row(r, 1)?)?;
         }
     }
     Ok(())
+}
+
+/// Digests of blocks stored as ranges of whole objects, in digest order after `after`
+/// (finishing the conversion to schema 9: their own files, if any, are removed).
+pub fn extent_blocks_after(conn: &Connection, after: &Id, limit: usize) -> Result<Vec<Id>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT digest FROM blocks WHERE object_id IS NOT NULL AND digest > ?1
+         ORDER BY digest LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![&after.0[..], limit as i64], |r| {
+        r.get::<_, Vec<u8>>(0)
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.extend(Id::from_slice(&row?));
+    }
+    Ok(out)
 }
 
 /// An object's size and, for multi-chunk objects, its UnixFS root CID bytes.
@@ -62,39 +121,84 @@ pub fn all_blocks(
 pub struct ObjectRow {
     pub size: u64,
     pub root: Option<Vec<u8>>,
+    /// The object's bytes are one file of their own (a multi-chunk object stored whole,
+    /// schema 9); otherwise they are read through its blocks.
+    pub whole: bool,
+}
+
+fn object_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        size: r.get::<_, i64>(at)? as u64,
+        root: r.get(at + 1)?,
+        whole: r.get(at + 2)?,
+    })
 }
 
 pub fn object(conn: &Connection, oid: &Id) -> Result<Option<ObjectRow>> {
     Ok(conn
-        .prepare_cached("SELECT size, root FROM objects WHERE object_id = ?1")?
-        .query_row([&oid.0[..]], |r| {
-            Ok(ObjectRow {
-                size: r.get::<_, i64>(0)? as u64,
-                root: r.get(1)?,
-            })
-        })
+        .prepare_cached("SELECT size, root, whole FROM objects WHERE object_id = ?1")?
+        .query_row([&oid.0[..]], |r| object_row(r, 0))
         .optional()?)
 }
 
-pub fn put_object(conn: &Connection, oid: &Id, size: u64, root: Option<&[u8]>) -> Result<()> {
+/// Records an object. Idempotent: an object already recorded keeps its row.
+pub fn put_object(
+    conn: &Connection,
+    oid: &Id,
+    size: u64,
+    root: Option<&[u8]>,
+    whole: bool,
+) -> Result<()> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO objects (object_id, size, root) VALUES (?1, ?2, ?3)",
+        "INSERT OR IGNORE INTO objects (object_id, size, root, whole) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![&oid.0[..], size as i64, root])?;
+    .execute(params![&oid.0[..], size as i64, root, whole])?;
     Ok(())
 }
 
-pub fn all_objects(conn: &Connection) -> Result<Vec<(Id, ObjectRow)>> {
-    let mut stmt = conn.prepare("SELECT object_id, size, root FROM objects")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, Vec<u8>>(0)?,
-            ObjectRow {
-                size: r.get::<_, i64>(1)? as u64,
-                root: r.get(2)?,
-            },
-        ))
+/// Marks an object as stored whole: its file is durable (converting to schema 9).
+pub fn set_whole(conn: &Connection, oid: &Id) -> Result<()> {
+    conn.prepare_cached("UPDATE objects SET whole = 1 WHERE object_id = ?1")?
+        .execute([&oid.0[..]])?;
+    Ok(())
+}
+
+/// How many multi-chunk objects are not stored whole yet, and their bytes.
+pub fn objects_in_blocks(conn: &Connection) -> Result<(u64, u64)> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM objects WHERE root IS NOT NULL AND whole = 0",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )?)
+}
+
+/// Multi-chunk objects not stored whole yet, in id order after `after`.
+pub fn objects_in_blocks_after(
+    conn: &Connection,
+    after: &Id,
+    limit: usize,
+) -> Result<Vec<(Id, ObjectRow)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT object_id, size, root, whole FROM objects
+         WHERE root IS NOT NULL AND whole = 0 AND object_id > ?1
+         ORDER BY object_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![&after.0[..], limit as i64], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, object_row(r, 1)?))
     })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, o) = row?;
+        if let Some(id) = Id::from_slice(&id) {
+            out.push((id, o));
+        }
+    }
+    Ok(out)
+}
+
+pub fn all_objects(conn: &Connection) -> Result<Vec<(Id, ObjectRow)>> {
+    let mut stmt = conn.prepare("SELECT object_id, size, root, whole FROM objects")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, object_row(r, 1)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (id, o) = row?;
@@ -117,15 +221,11 @@ pub fn add_repo_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<bool
 pub fn repo_object(conn: &Connection, repo_id: i64, oid: &Id) -> Result<Option<ObjectRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT o.size, o.root FROM repo_objects ro JOIN objects o ON o.object_id = ro.object_id
+            "SELECT o.size, o.root, o.whole FROM repo_objects ro
+             JOIN objects o ON o.object_id = ro.object_id
              WHERE ro.repo_id = ?1 AND ro.object_id = ?2",
         )?
-        .query_row(params![repo_id, &oid.0[..]], |r| {
-            Ok(ObjectRow {
-                size: r.get::<_, i64>(0)? as u64,
-                root: r.get(1)?,
-            })
-        })
+        .query_row(params![repo_id, &oid.0[..]], |r| object_row(r, 0))
         .optional()?)
 }
 

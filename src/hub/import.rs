@@ -1,8 +1,9 @@
 //! `musehub car import`: a commit DAG from a CAR file into a repo. Every block is checked
-//! against its CID, every Muse id recomputed and every node rebuilt by this hub's own rules
-//! before anything is recorded; the objects are then stored (and hashed again while being
-//! chunked), and one transaction records snapshots, commits, branches and this hub's signed
-//! ref-states. A bad CAR leaves nothing visible.
+//! against its CID (object bytes while they are stored: each must hash to its Muse id, and
+//! the tree rebuilt from them must have the CID the CAR links), every Muse id recomputed and
+//! every node rebuilt by this hub's own rules before anything is recorded; one transaction
+//! then records snapshots, commits, branches and this hub's signed ref-states. A bad CAR
+//! leaves nothing visible.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -55,7 +56,12 @@ impl Hub {
             let data = src.piece(piece, oid).await?;
             w.write(&data).await?;
         }
-        let staged = w.finish().await?;
+        let staged = w.finish().await.map_err(|e| match e {
+            crate::storage::Error::HashMismatch { .. } => anyhow!(
+                "object {oid}: its blocks in the CAR do not hash to its id (a damaged or forged block)"
+            ),
+            e => e.into(),
+        })?;
         let ours = match staged.root() {
             Some(root) => root,
             // Already held: its CID is the one recorded then.
@@ -81,7 +87,7 @@ impl Hub {
         opts: &ImportOptions,
         progress: &(dyn Fn(u64, usize, usize) + Sync),
     ) -> Result<ImportReport> {
-        let car = CarIndex::open(path, true).await?;
+        let car = CarIndex::open_for_import(path).await?;
         let head = car.roots[0];
         let states = clone::ref_states_in(&car).await?;
         let src = Source::Car(car);

@@ -219,6 +219,7 @@ impl Hub {
         let row = db::content::ObjectRow {
             size,
             root: Some(root.to_bytes()),
+            whole: false,
         };
         self.store.object_range_stream(digest, row, start, end)
     }

@@ -87,9 +87,9 @@ impl Store {
     /// otherwise (absent, out of scope, or a CID no block here can have). Identity CIDs give
     /// their digest. Blocks were verified when written, so nothing is hashed here.
     ///
-    /// The block's row says where its bytes are (inline, or a file), read in one transaction
-    /// with the scope check. Raw leaves a caller was granted are read from their file straight
-    /// away, into a pooled buffer.
+    /// The block's row says where its bytes are (inline, a range of a whole object's file, or
+    /// a file of its own), read in one transaction with the scope check; file bytes are read
+    /// into a pooled buffer.
     pub async fn block(&self, cid: &Cid, scope: Scope) -> Result<Option<Bytes>> {
         let digest = match digest_or_answer(cid) {
             Ok(d) => d,
@@ -110,9 +110,9 @@ impl Store {
             Some(content::BlockRow {
                 inline: Some(data), ..
             }) => Ok(Some(Bytes::from(data))),
-            Some(_) => {
+            Some(row) => {
                 let store = self.clone();
-                tokio::task::spawn_blocking(move || store.file_block(&digest))
+                tokio::task::spawn_blocking(move || store.read_row(&digest, row))
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?
             }
@@ -130,25 +130,17 @@ impl Store {
         }
         match self.db.read_blocking(|c| row_in_scope(c, &digest, scope))? {
             None => Ok(None),
-            Some(content::BlockRow {
-                inline: Some(data), ..
-            }) => Ok(Some(Bytes::from(data))),
-            Some(_) => self.file_block(&digest),
+            Some(row) => self.read_row(&digest, row),
         }
     }
 
-    /// A raw leaf, file first (see [`Store::read_leaf`]); `None` when it is nowhere.
+    /// A raw leaf (see [`Store::read_leaf`]); `None` when it is nowhere.
     fn granted_leaf(&self, cid: &Cid) -> Result<Option<Bytes>> {
         match self.read_leaf(cid) {
             Ok(b) => Ok(Some(b)),
             Err(Error::MissingBlock(_)) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    /// A block the database records as a file; `None` when the file is missing.
-    fn file_block(&self, digest: &Id) -> Result<Option<Bytes>> {
-        Ok(self.read_block_file(digest)?.map(Bytes::from))
     }
 }
 

@@ -11,8 +11,8 @@
 //! let report = ingest.commit().await?;
 //! ```
 //!
-//! This is the seam a different block layout plugs into: the writer decides where bytes go
-//! and which directories need a sync, the session decides when rows are recorded.
+//! This is the seam the block layout sits behind: the writer ([`super::write`]) decides where
+//! bytes go and which directories need a sync, the session decides when rows are recorded.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -171,10 +171,15 @@ impl Ingest {
                 let mut added = 0;
                 for o in &objects {
                     for b in &o.blocks {
-                        content::put_block(tx, &b.digest, b.size, b.inline.as_deref())?;
+                        match b.offset {
+                            Some(offset) => {
+                                content::put_extent(tx, &b.digest, b.size, &o.object_id, offset)?
+                            }
+                            None => content::put_block(tx, &b.digest, b.size, b.inline.as_deref())?,
+                        }
                     }
                     let root = o.root.map(|c| c.to_bytes());
-                    content::put_object(tx, &o.object_id, o.size, root.as_deref())?;
+                    content::put_object(tx, &o.object_id, o.size, root.as_deref(), o.whole)?;
                     if o.root.is_some() {
                         // Every block of the tree, so each can be traced to its repos.
                         db::blocks::add_object_blocks(

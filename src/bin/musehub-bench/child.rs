@@ -54,14 +54,20 @@ pub(super) fn runtime_and_client() -> Result<(tokio::runtime::Runtime, reqwest::
 /// Creates user `owner` with a token in `data_dir`, then starts a hub there.
 /// Returns the running hub and the token.
 pub(super) fn hub_with_owner(exe: &Path, data_dir: &Path, owner: &str) -> Result<(Hub, String)> {
+    let token = add_owner(exe, data_dir, owner)?;
+    Ok((Hub::start(exe, data_dir)?, token))
+}
+
+/// Creates user `owner` with a token in `data_dir` (a hub may be running there); returns
+/// the token.
+pub(super) fn add_owner(exe: &Path, data_dir: &Path, owner: &str) -> Result<String> {
     admin(exe, data_dir, &["user", "add", owner])?;
-    let token = admin(exe, data_dir, &["token", "create", "--user", owner])?
+    admin(exe, data_dir, &["token", "create", "--user", owner])?
         .lines()
         .next()
         .map(|l| l.trim().to_owned())
         .filter(|t| !t.is_empty())
-        .context("`musehub token create` printed no token")?;
-    Ok((Hub::start(exe, data_dir)?, token))
+        .context("`musehub token create` printed no token")
 }
 
 /// A running `musehub serve`, killed when dropped.
@@ -207,4 +213,16 @@ pub(super) fn cpu_seconds(pid: &str) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / TICKS_PER_SECOND)
+}
+
+/// User + system CPU seconds of this process's children that have ended (the admin commands
+/// it ran to completion), from `/proc/self/stat`.
+pub(super) fn children_cpu_seconds() -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: f64 = fields.get(13)?.parse().ok()?;
+    let cstime: f64 = fields.get(14)?.parse().ok()?;
+    Some((cutime + cstime) / TICKS_PER_SECOND)
 }

@@ -85,6 +85,8 @@ const TARGET_FETCH_RATIO: f64 = 0.5;
 const TARGET_CAR_RATIO: f64 = 0.5;
 const TARGET_RSS_MB: f64 = 150.0;
 const TARGET_FILTER_MS: f64 = 100.0;
+/// Hub CPU per GB pushed, as a multiple of the two-hash floor.
+const TARGET_FLOOR_RATIO: f64 = 1.3;
 
 const OWNER: &str = "bench";
 const SLUG: &str = "song";
@@ -109,6 +111,11 @@ struct Args {
     /// Ids sent in the timed filter-objects request (half present, half absent).
     #[arg(long, default_value_t = 50_000, value_name = "N")]
     filter_ids: usize,
+    /// Commits in the second, sketchbook-shaped history (small edits to song.txt and a few
+    /// MIDI takes), whose commit-by-commit fetch and replica catch-up are measured too; 0
+    /// leaves it out.
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    small_commits: usize,
     /// Seed of the generated history; the same seed gives the same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -241,6 +248,8 @@ struct CarFigures {
     export: Duration,
     import: Duration,
     export_cpu: Cpu,
+    /// CPU seconds of the `car import` process.
+    import_cpu: f64,
 }
 
 impl CarFigures {
@@ -401,7 +410,14 @@ fn run(args: Args) -> Result<()> {
     ));
 
     progress("[4b/9] a second hub replicates the repo (federation catch-up)");
-    let catchup = replica_catchup(&exe, &work.path.join("replica"), &hub.url, &rt, &api.client)?;
+    let catchup = replica_catchup(
+        &exe,
+        &work.path.join("replica"),
+        &hub.url,
+        OWNER,
+        &rt,
+        &api.client,
+    )?;
     hub.check_alive()?;
     progress(format!(
         "      {:.1} s ({:.0} MB/s); incremental fetch took {:.1} s: ratio {:.2} (target <= 1.2)",
@@ -410,6 +426,33 @@ fn run(args: Args) -> Result<()> {
         fetch.total.as_secs_f64(),
         catchup.as_secs_f64() / fetch.total.as_secs_f64()
     ));
+
+    let sketch = if args.small_commits > 0 {
+        progress(format!(
+            "[4c/9] a sketchbook of {} small commits: one push, fetched commit by commit, then replicated",
+            args.small_commits
+        ));
+        let s = sketchbook(
+            &exe,
+            &hub_dir,
+            &hub.url,
+            &rt,
+            &api.client,
+            &work.path,
+            &args,
+        )?;
+        hub.check_alive()?;
+        progress(format!(
+            "      push {:.1} s, fetch {:.1} s, replica catch-up {:.1} s: ratio {:.2} (target <= 1.2)",
+            s.push.as_secs_f64(),
+            s.fetch.as_secs_f64(),
+            s.catchup.as_secs_f64(),
+            s.ratio()
+        ));
+        Some(s)
+    } else {
+        None
+    };
 
     progress("[5/9] CAR export of the whole history over HTTP (history=full)");
     let car_path = work.path.join("history.car");
@@ -428,6 +471,7 @@ fn run(args: Args) -> Result<()> {
     let import_dir = work.path.join("import");
     admin_user(&exe, &import_dir)?;
     let t = Instant::now();
+    let children_before = child::children_cpu_seconds().unwrap_or(0.0);
     child::admin(
         &exe,
         &import_dir,
@@ -440,6 +484,7 @@ fn run(args: Args) -> Result<()> {
         ],
     )?;
     let import = t.elapsed();
+    let import_cpu = child::children_cpu_seconds().unwrap_or(0.0) - children_before;
     progress(format!(
         "      {:.0} MB/s ({:.1} s)",
         rate(export.1, import),
@@ -451,6 +496,7 @@ fn run(args: Args) -> Result<()> {
         export: export.0,
         import,
         export_cpu,
+        import_cpu,
     };
     if !args.keep {
         let _ = std::fs::remove_file(&car_path);
@@ -509,6 +555,18 @@ fn run(args: Args) -> Result<()> {
         catchup.as_secs_f64() / fetch.total.as_secs_f64(),
         verdict(catchup.as_secs_f64() <= 1.2 * fetch.total.as_secs_f64())
     );
+    if let Some(s) = &sketch {
+        println!(
+            "sketchbook catch-up   {:>8.1} s  ({} commits, {:.1} MB; push {:.1} s; the commit-by-commit fetch took {:.1} s: {:.2}x, target <= 1.2x, {})",
+            s.catchup.as_secs_f64(),
+            s.commits,
+            mb(s.bytes),
+            s.push.as_secs_f64(),
+            s.fetch.as_secs_f64(),
+            s.ratio(),
+            verdict(s.ratio() <= 1.2)
+        );
+    }
     if args.json {
         println!("{}", report.json());
         println!(
@@ -517,6 +575,11 @@ fn run(args: Args) -> Result<()> {
                 "replica_catchup_s": catchup.as_secs_f64(),
                 "incremental_fetch_s": fetch.total.as_secs_f64(),
                 "catchup_ratio": catchup.as_secs_f64() / fetch.total.as_secs_f64(),
+                "sketch_commits": sketch.as_ref().map(|s| s.commits),
+                "sketch_push_s": sketch.as_ref().map(|s| s.push.as_secs_f64()),
+                "sketch_fetch_s": sketch.as_ref().map(|s| s.fetch.as_secs_f64()),
+                "sketch_catchup_s": sketch.as_ref().map(|s| s.catchup.as_secs_f64()),
+                "sketch_catchup_ratio": sketch.as_ref().map(SketchFigures::ratio),
             })
         );
     }
@@ -534,16 +597,17 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Starts a second hub that follows `OWNER` on `origin` and times it until it reports the
+/// Starts a second hub that follows `owner` on `origin` and times it until it reports the
 /// peer active with no lag (every commit replicated and verified).
 fn replica_catchup(
     exe: &Path,
     dir: &Path,
     origin: &str,
+    owner: &str,
     rt: &tokio::runtime::Runtime,
     client: &reqwest::Client,
 ) -> Result<Duration> {
-    child::admin(exe, dir, &["peer", "add", origin, "--owner", OWNER])?;
+    child::admin(exe, dir, &["peer", "add", origin, "--owner", owner])?;
     let t = Instant::now();
     let replica = child::Hub::start(exe, dir)?;
     let origin = origin.trim_end_matches('/').to_owned();
@@ -574,6 +638,63 @@ fn replica_catchup(
         eprintln!("bench: the replica logged: {}", log.join("\n  "));
     }
     Ok(done)
+}
+
+/// The owner of the sketchbook history.
+const SKETCH_OWNER: &str = "sketches";
+
+/// Figures of the sketchbook history: many small commits.
+#[derive(Debug)]
+struct SketchFigures {
+    commits: usize,
+    bytes: u64,
+    push: Duration,
+    fetch: Duration,
+    catchup: Duration,
+}
+
+impl SketchFigures {
+    /// Replica catch-up over commit-by-commit fetch.
+    fn ratio(&self) -> f64 {
+        self.catchup.as_secs_f64() / self.fetch.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Pushes a history of `--small-commits` small commits to the running hub as another owner,
+/// fetches it commit by commit, and times a replica that follows that owner.
+fn sketchbook(
+    exe: &Path,
+    hub_dir: &Path,
+    hub_url: &str,
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    work: &Path,
+    args: &Args,
+) -> Result<SketchFigures> {
+    let token = child::add_owner(exe, hub_dir, SKETCH_OWNER)?;
+    let repo = synth::generate_small(args.seed, args.small_commits);
+    let api = Api {
+        client: client.clone(),
+        base: format!("{}/{SKETCH_OWNER}/book", hub_url.trim_end_matches('/')),
+        token,
+    };
+    let push = rt.block_on(push(&api, &repo))?;
+    let fetch = rt.block_on(fetch(&api, &repo))?;
+    let catchup = replica_catchup(
+        exe,
+        &work.join("sketch-replica"),
+        hub_url,
+        SKETCH_OWNER,
+        rt,
+        client,
+    )?;
+    Ok(SketchFigures {
+        commits: repo.commits.len(),
+        bytes: repo.total_bytes,
+        push: push.total,
+        fetch: fetch.total,
+        catchup,
+    })
 }
 
 /// Downloads `GET commits/main/car?history=full` into `path`; returns the time and size.
@@ -970,6 +1091,17 @@ impl Report<'_> {
         rate(self.fetch.object_bytes, self.fetch.total)
     }
 
+    /// Hub CPU seconds per GB pushed.
+    fn push_cpu_per_gb(&self) -> f64 {
+        self.cpu[0].hub / (self.repo.total_bytes as f64 / 1e9)
+    }
+
+    /// CPU seconds per GB that hashing every byte twice (its object id, its leaf) costs at
+    /// the SHA-256 speed measured in this run: the least an ingest can spend.
+    fn floor_cpu_per_gb(&self) -> f64 {
+        2.0 * 1e3 / self.sha_rate
+    }
+
     fn table(&self) -> String {
         let r = self.repo;
         let push_ratio = self.push_rate() / self.sha_rate;
@@ -1023,6 +1155,19 @@ impl Report<'_> {
                 String::new(),
             ],
             [
+                "  hub CPU per GB ingested".into(),
+                format!(
+                    "{:.2} CPU-s/GB = {:.1} x the two-hash floor of {:.2}",
+                    self.push_cpu_per_gb(),
+                    self.push_cpu_per_gb() / self.floor_cpu_per_gb(),
+                    self.floor_cpu_per_gb()
+                ),
+                format!(
+                    "<= {TARGET_FLOOR_RATIO:.1} x  {}",
+                    verdict(self.push_cpu_per_gb() <= TARGET_FLOOR_RATIO * self.floor_cpu_per_gb())
+                ),
+            ],
+            [
                 "fetch, one commit at a time".into(),
                 format!("{:.1} MB/s = {fetch_ratio:.2} x sha256", self.fetch_rate()),
                 format!(
@@ -1071,6 +1216,16 @@ impl Report<'_> {
                     ">= {TARGET_CAR_RATIO:.2} x  {}",
                     verdict(import_ratio >= TARGET_CAR_RATIO)
                 ),
+            ],
+            [
+                "  CPU of the import".into(),
+                format!(
+                    "{:.1} s = {:.2} CPU-s/GB ({:.1} x the floor)",
+                    self.car.import_cpu,
+                    self.car.import_cpu / (r.total_bytes as f64 / 1e9),
+                    self.car.import_cpu / (r.total_bytes as f64 / 1e9) / self.floor_cpu_per_gb()
+                ),
+                String::new(),
             ],
             [
                 "peak server RSS".into(),
@@ -1141,6 +1296,9 @@ impl Report<'_> {
             "objects": self.repo.objects.len(),
             "sha256_mb_s": self.sha_rate,
             "push_mb_s": self.push_rate(),
+            "push_hub_cpu_s_per_gb": self.push_cpu_per_gb(),
+            "floor_cpu_s_per_gb": self.floor_cpu_per_gb(),
+            "car_import_cpu_s": self.car.import_cpu,
             "push_ratio": push_ratio,
             "push_ok": push_ratio >= TARGET_PUSH_RATIO,
             "push_seconds": self.push.total.as_secs_f64(),

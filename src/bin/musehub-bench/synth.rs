@@ -22,6 +22,8 @@ pub(super) const PIECE: usize = 1 << 20;
 
 /// The `repo_id` field of every commit record (the CLI's local repo uuid; the hub keeps it).
 const REPO_UUID: &str = "0b7c1f7e-be4c-4000-8000-00000000be4c";
+/// The Muse repo id of the sketchbook history ([`generate_small`]).
+const SKETCH_UUID: &str = "5ec0b00c-be4c-4000-8000-00000000be4c";
 
 /// xoshiro256** seeded through splitmix64: fast, small and good enough for test data.
 #[derive(Debug, Clone)]
@@ -251,25 +253,92 @@ fn committed_at(k: usize) -> String {
 /// Generates commits until they add at least `size` bytes, each adding at most `max_commit`.
 pub(super) fn generate(seed: u64, size: u64, max_commit: u64) -> Repo {
     let mut layout = Rng::new(seed ^ 0x6c61_796f_7574_0000);
-    let mut buf = vec![0u8; PIECE];
-    let mut repo = Repo {
-        seed,
-        objects: Vec::new(),
-        commits: Vec::new(),
-        total_bytes: 0,
-        hash_time: Duration::ZERO,
-    };
-    // The manifest so far: path → object id, `song.txt` first and replaced by each commit.
-    let mut manifest: Vec<(String, Id)> = Vec::new();
-    let mut position: HashMap<String, usize> = HashMap::new();
-    let mut parent: Option<Id> = None;
-    while repo.total_bytes < size {
-        let k = repo.commits.len() + 1;
+    let mut history = History::new(seed, REPO_UUID);
+    while history.repo.total_bytes < size {
+        let k = history.repo.commits.len() + 1;
+        let files = plan_commit(&mut layout, k, max_commit);
+        history.commit(k, files);
+    }
+    history.repo
+}
+
+/// Files in the sketchbook history: `song.txt` and this many MIDI takes, edited in turn.
+const SKETCH_TAKES: u64 = 20;
+
+/// Generates `commits` small commits, the shape of a musician saving often: each edits
+/// `song.txt` and re-records 1-3 of 20 MIDI takes (1-20 KB each), so the tree stays small
+/// while the history grows long.
+pub(super) fn generate_small(seed: u64, commits: usize) -> Repo {
+    let mut layout = Rng::new(seed ^ 0x736b_6574_6368_0000);
+    let mut history = History::new(seed ^ 0x5ec0, SKETCH_UUID);
+    for k in 1..=commits {
+        let mut files = vec![NewFile {
+            path: "song.txt".into(),
+            size: layout.range(1_024, 4_096),
+            text: true,
+        }];
+        let takes = layout.range(1, 3);
+        for _ in 0..takes {
+            let take = layout.range(0, SKETCH_TAKES - 1);
+            let path = format!("midi/take{take}.mid");
+            if files.iter().any(|f| f.path == path) {
+                continue;
+            }
+            files.push(NewFile {
+                path,
+                size: layout.range(1_000, 20_000),
+                text: false,
+            });
+        }
+        history.commit(k, files);
+    }
+    history.repo
+}
+
+/// A history being generated: the repo so far and its current manifest.
+struct History {
+    repo: Repo,
+    uuid: &'static str,
+    buf: Vec<u8>,
+    /// path → object id, `song.txt` first and replaced by each commit.
+    manifest: Vec<(String, Id)>,
+    position: HashMap<String, usize>,
+    parent: Option<Id>,
+}
+
+impl History {
+    fn new(seed: u64, uuid: &'static str) -> History {
+        History {
+            repo: Repo {
+                seed,
+                objects: Vec::new(),
+                commits: Vec::new(),
+                total_bytes: 0,
+                hash_time: Duration::ZERO,
+            },
+            uuid,
+            buf: vec![0u8; PIECE],
+            manifest: Vec::new(),
+            position: HashMap::new(),
+            parent: None,
+        }
+    }
+
+    /// Adds commit `k` (1-based) with these new files.
+    fn commit(&mut self, k: usize, files: Vec<NewFile>) {
+        let repo = &mut self.repo;
         let first = repo.objects.len();
         let mut new_bytes = 0;
-        for f in plan_commit(&mut layout, k, max_commit) {
+        for f in files {
             let index = repo.objects.len() as u64;
-            let id = hash_object(seed, index, f.size, f.text, &mut buf, &mut repo.hash_time);
+            let id = hash_object(
+                repo.seed,
+                index,
+                f.size,
+                f.text,
+                &mut self.buf,
+                &mut repo.hash_time,
+            );
             repo.objects.push(Object {
                 id,
                 size: f.size,
@@ -277,18 +346,24 @@ pub(super) fn generate(seed: u64, size: u64, max_commit: u64) -> Repo {
                 text: f.text,
             });
             new_bytes += f.size;
-            match position.get(&f.path) {
-                Some(&at) => manifest[at].1 = id,
+            match self.position.get(&f.path) {
+                Some(&at) => self.manifest[at].1 = id,
                 None => {
-                    position.insert(f.path.clone(), manifest.len());
-                    manifest.push((f.path, id));
+                    self.position.insert(f.path.clone(), self.manifest.len());
+                    self.manifest.push((f.path, id));
                 }
             }
         }
         repo.total_bytes += new_bytes;
-        let parents: Vec<Id> = parent.into_iter().collect();
+        let parents: Vec<Id> = self.parent.into_iter().collect();
         let message = format!("bench commit {k}");
-        let (commit, snapshot) = records(&parents, &manifest, &message, &committed_at(k));
+        let (commit, snapshot) = records_in(
+            self.uuid,
+            &parents,
+            &self.manifest,
+            &message,
+            &committed_at(k),
+        );
         let id = Id::parse(commit_field(&commit, "commit_id")).expect("we wrote a valid id");
         let snapshot_id =
             Id::parse(commit_field(&commit, "snapshot_id")).expect("we wrote a valid id");
@@ -297,13 +372,12 @@ pub(super) fn generate(seed: u64, size: u64, max_commit: u64) -> Repo {
             snapshot_id,
             new: first..repo.objects.len(),
             new_bytes,
-            files: manifest.len(),
+            files: self.manifest.len(),
             commit_raw: wire::encode(&commit),
             snapshot_raw: wire::encode(&snapshot),
         });
-        parent = Some(id);
+        self.parent = Some(id);
     }
-    repo
 }
 
 fn commit_field<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -313,15 +387,17 @@ fn commit_field<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// The commit and snapshot records the Muse CLI sends for this manifest.
-pub(super) fn records(
+/// The commit and snapshot records the Muse CLI sends for this manifest in the repo whose
+/// Muse repo id is `repo_id`.
+fn records_in(
+    repo_id: &str,
     parents: &[Id],
     manifest: &[(String, Id)],
     message: &str,
     committed_at: &str,
 ) -> (Value, Value) {
     let r = wire::records::Commit {
-        repo_id: REPO_UUID,
+        repo_id,
         branch: "main",
         parents,
         manifest,

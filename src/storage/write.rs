@@ -1,0 +1,428 @@
+//! Writing one object as its bytes arrive: the [`ObjectWriter`].
+//!
+//! Every byte is hashed exactly twice (once for the Muse `object_id`, once for its 1 MiB
+//! leaf's CID) and written once:
+//!
+//! - an object of at most [`INLINE_MAX`] bytes stays in memory and is written inline by the
+//!   recording transaction;
+//! - an object of at most one chunk is one raw block, a file of its own;
+//! - a larger object is written whole, in order, into one temp file, fsynced once and renamed
+//!   to `objects/<2 hex>/<object_id>`; each leaf becomes a row naming its range of that file.
+//!
+//! The object hash runs on the task that receives the bytes while each full leaf is hashed
+//! and written by a blocking thread, so on two cores the two hashes and the write overlap.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::{
+    Error, INLINE_MAX, Imported, MAX_OBJECT_BYTES, Result, StagedBlock, Store, tempfile_in, unixfs,
+};
+use crate::cids::{self, Id, RAW};
+use crate::db::content;
+
+/// Leaf writes of one object that may be in flight at once (hash + write on blocking threads
+/// while more bytes arrive).
+const LEAVES_IN_FLIGHT: usize = 2;
+
+/// A leaf hashed and written: its digest, length and offset in the object's file.
+type LeafResult = std::io::Result<(Id, u64, u64)>;
+
+/// The temp file a large object is written into until it is complete and checked.
+#[derive(Debug)]
+struct WholeFile {
+    path: PathBuf,
+    file: Arc<std::fs::File>,
+    /// Where the next leaf goes.
+    next: u64,
+}
+
+/// Imports one object as its bytes arrive. See [`Store::writer`].
+#[derive(Debug)]
+pub struct ObjectWriter {
+    store: Store,
+    expected: Id,
+    size: u64,
+    received: u64,
+    hasher: Sha256,
+    /// The leaf (or the small object) being filled.
+    buf: Vec<u8>,
+    tree: Option<unixfs::TreeBuilder>,
+    whole: Option<WholeFile>,
+    in_flight: VecDeque<tokio::task::JoinHandle<LeafResult>>,
+    staged: Vec<StagedBlock>,
+    dirs: BTreeSet<PathBuf>,
+    /// The hub holds the object already: its bytes are only hashed.
+    known: bool,
+}
+
+impl Store {
+    /// Starts importing an object of `size` bytes that must hash to `expected`. When the hub
+    /// already holds it, its bytes are only hashed (to check them), not stored again.
+    pub async fn writer(&self, expected: Id, size: u64) -> Result<ObjectWriter> {
+        let known = self
+            .db
+            .read(move |c| content::object(c, &expected))
+            .await?
+            .is_some();
+        if size > MAX_OBJECT_BYTES {
+            return Err(Error::TooLarge {
+                id: expected,
+                size,
+                max: MAX_OBJECT_BYTES,
+            });
+        }
+        let chunk = self.profile.chunk_size;
+        let large = size > chunk as u64 && !known;
+        let whole = if large {
+            let tmp = self.dir.join("tmp");
+            let (path, file) = tokio::task::spawn_blocking(move || tempfile_in(&tmp))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+            Some(WholeFile {
+                path,
+                file: Arc::new(file),
+                next: 0,
+            })
+        } else {
+            None
+        };
+        Ok(ObjectWriter {
+            store: self.clone(),
+            expected,
+            size,
+            received: 0,
+            hasher: Sha256::new(),
+            buf: if known {
+                Vec::new()
+            } else if large {
+                self.buffers.take(chunk)
+            } else {
+                Vec::with_capacity(size as usize)
+            },
+            tree: large.then(|| unixfs::TreeBuilder::new(self.profile)),
+            whole,
+            in_flight: VecDeque::new(),
+            staged: Vec::new(),
+            dirs: BTreeSet::new(),
+            known,
+        })
+    }
+}
+
+impl ObjectWriter {
+    /// Feeds the next bytes of the object.
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        self.received += data.len() as u64;
+        self.hasher.update(data);
+        if self.known {
+            return Ok(());
+        }
+        let chunk = self.store.profile.chunk_size;
+        while !data.is_empty() {
+            let take = (chunk - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == chunk && self.tree.is_some() {
+                self.flush_leaf().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the full leaf to a blocking thread that hashes it and writes it at its offset.
+    async fn flush_leaf(&mut self) -> Result<()> {
+        let Some(whole) = self.whole.as_mut() else {
+            return Ok(());
+        };
+        let next = self.store.buffers.take(self.store.profile.chunk_size);
+        let leaf = std::mem::replace(&mut self.buf, next);
+        let offset = whole.next;
+        whole.next += leaf.len() as u64;
+        let file = whole.file.clone();
+        let store = self.store.clone();
+        self.in_flight
+            .push_back(tokio::task::spawn_blocking(move || {
+                let digest = Id::of(&leaf);
+                let written = file.write_all_at(&leaf, offset);
+                let len = leaf.len() as u64;
+                store.buffers.give(leaf);
+                written.map(|()| (digest, len, offset))
+            }));
+        if self.in_flight.len() >= LEAVES_IN_FLIGHT {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_one(&mut self) -> Result<()> {
+        let Some(job) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (digest, len, offset) = job
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.staged.push(StagedBlock {
+            digest,
+            size: len,
+            inline: None,
+            offset: Some(offset),
+        });
+        let tree = self
+            .tree
+            .as_mut()
+            .expect("leaves are flushed only for trees");
+        let nodes = tree.push_leaf(cids::cid_of(RAW, &digest), len);
+        self.stage_nodes(nodes).await
+    }
+
+    async fn stage_nodes(&mut self, nodes: Vec<unixfs::Block>) -> Result<()> {
+        for node in nodes {
+            let digest = cids::digest_of(&node.cid).map_err(|e| Error::BadBlock {
+                cid: node.cid.to_string(),
+                why: e.to_string(),
+            })?;
+            self.stage(digest, node.data).await?;
+        }
+        Ok(())
+    }
+
+    /// Stages a block of its own: inline when small, else a durable file.
+    async fn stage(&mut self, digest: Id, data: Vec<u8>) -> Result<()> {
+        let size = data.len() as u64;
+        if data.len() <= INLINE_MAX {
+            self.staged.push(StagedBlock {
+                digest,
+                size,
+                inline: Some(data),
+                offset: None,
+            });
+        } else {
+            let store = self.store.clone();
+            let dir = tokio::task::spawn_blocking(move || store.write_file(&digest, &data))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))??;
+            self.dirs.insert(dir);
+            self.staged.push(StagedBlock {
+                digest,
+                size,
+                inline: None,
+                offset: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks length and hash and finishes the tree; a large object's file is made durable
+    /// under its id. Returns the object for an [`super::Ingest`] session to record.
+    pub async fn finish(mut self) -> Result<super::Staged> {
+        let actual = Id(self.hasher.clone().finalize().into());
+        if self.received != self.size || actual != self.expected {
+            // Wait for leaf writes so no task outlives the request; the temp file goes with
+            // the writer.
+            for job in self.in_flight.drain(..) {
+                let _ = job.await;
+            }
+            return Err(Error::HashMismatch {
+                expected: self.expected,
+                actual,
+            });
+        }
+        let object_id = self.expected;
+        if self.known {
+            let imported = Imported {
+                object_id,
+                size: self.size,
+                root: None,
+                whole: false,
+                blocks: Vec::new(),
+                new: false,
+            };
+            return Ok(super::Staged {
+                imported,
+                dirs: BTreeSet::new(),
+            });
+        }
+        let root = if self.tree.is_some() {
+            if !self.buf.is_empty() {
+                self.flush_leaf().await?;
+            }
+            while !self.in_flight.is_empty() {
+                self.settle_one().await?;
+            }
+            self.store.buffers.give(std::mem::take(&mut self.buf));
+            let tree = self.tree.take().expect("checked above");
+            let (root, nodes, total) = tree.finish();
+            debug_assert_eq!(total, self.size);
+            self.stage_nodes(nodes).await?;
+            self.keep_whole_file(object_id).await?;
+            Some(root)
+        } else {
+            let data = std::mem::take(&mut self.buf);
+            self.stage(object_id, data).await?;
+            None
+        };
+        let imported = Imported {
+            object_id,
+            size: self.size,
+            root,
+            whole: root.is_some(),
+            blocks: std::mem::take(&mut self.staged),
+            new: true,
+        };
+        Ok(super::Staged {
+            imported,
+            dirs: std::mem::take(&mut self.dirs),
+        })
+    }
+
+    /// Fsyncs the complete object's temp file and renames it to its place; its directory is
+    /// synced with the session's batch, before any row names it.
+    async fn keep_whole_file(&mut self, object_id: Id) -> Result<()> {
+        let Some(whole) = self.whole.take() else {
+            return Ok(());
+        };
+        let path = self.store.object_path(&object_id);
+        let dir = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+            let parent = path
+                .parent()
+                .expect("object paths have a shard directory")
+                .to_owned();
+            let kept = (|| {
+                whole.file.sync_all()?;
+                std::fs::create_dir_all(&parent)?;
+                std::fs::rename(&whole.path, &path)
+            })();
+            if kept.is_err() {
+                let _ = std::fs::remove_file(&whole.path);
+            }
+            kept.map(|()| parent)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        self.dirs.insert(dir);
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    /// A writer dropped before [`ObjectWriter::finish`] kept its object (a broken upload, a
+    /// hash mismatch) removes its temp file; a crash leaves it for [`Store::clear_temp`].
+    fn drop(&mut self) {
+        if let Some(whole) = self.whole.take() {
+            let _ = std::fs::remove_file(&whole.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Db, repos, users};
+
+    fn store() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let repo = db
+            .write_blocking(|tx| {
+                let u = users::create(tx, "alice")?;
+                repos::create(tx, u.id, "song", repos::Visibility::Public, "u")
+            })
+            .unwrap();
+        let store = Store::open(db, &dir.path().join("blocks")).unwrap();
+        (dir, store, repo)
+    }
+
+    fn temp_files(store: &Store) -> usize {
+        std::fs::read_dir(store.dir.join("tmp")).unwrap().count()
+    }
+
+    /// Every file under the block directory except `tmp/`, as paths relative to it.
+    fn files(store: &Store) -> Vec<String> {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&store.dir, &store.dir, &mut out);
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_one_file_and_its_leaves_are_ranges_of_it() {
+        let (_dir, store, repo) = store();
+        let data: Vec<u8> = (0..5 * (1 << 20) / 2 + 7)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let oid = Id::of(&data);
+        let mut ingest = store.ingest(repo);
+        // Fed in odd pieces, as a network body arrives.
+        let mut w = store.writer(oid, data.len() as u64).await.unwrap();
+        for piece in data.chunks(300_001) {
+            w.write(piece).await.unwrap();
+        }
+        ingest.add(w.finish().await.unwrap()).await.unwrap();
+        ingest.commit().await.unwrap();
+
+        let hex = oid.to_hex();
+        assert_eq!(
+            files(&store),
+            vec![format!("objects/{}/{hex}", &hex[..2])],
+            "one file, no leaf files (the dag-pb root is inline)"
+        );
+        assert_eq!(std::fs::read(store.object_path(&oid)).unwrap(), data);
+        assert_eq!(temp_files(&store), 0);
+        let row = store
+            .db
+            .read_blocking(|c| content::object(c, &oid))
+            .unwrap()
+            .unwrap();
+        assert!(row.whole && row.root.is_some());
+        let (_, blocks) = unixfs::import_bytes(unixfs::UNIXFS_V1_2025, &data);
+        let mut at = 0u64;
+        for b in blocks.iter().filter(|b| b.cid.codec() == RAW) {
+            let d = cids::digest_of(&b.cid).unwrap();
+            let r = store
+                .db
+                .read_blocking(|c| content::block(c, &d))
+                .unwrap()
+                .unwrap();
+            assert_eq!((r.extent, r.size), (Some((oid, at)), b.data.len() as u64));
+            at += r.size;
+        }
+        assert_eq!(at, data.len() as u64);
+        store.verify_object_blocking(&oid, &row).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_wrong_or_abandoned_upload_leaves_no_file() {
+        let (_dir, store, _) = store();
+        let data = vec![7u8; 3 << 20];
+        let wrong = Id::of(b"not these bytes");
+        let mut w = store.writer(wrong, data.len() as u64).await.unwrap();
+        w.write(&data).await.unwrap();
+        assert!(matches!(w.finish().await, Err(Error::HashMismatch { .. })));
+        assert_eq!(temp_files(&store), 0);
+
+        let mut w = store
+            .writer(Id::of(&data), data.len() as u64)
+            .await
+            .unwrap();
+        w.write(&data[..2 << 20]).await.unwrap();
+        assert_eq!(temp_files(&store), 1, "written as it arrives");
+        drop(w);
+        assert_eq!(temp_files(&store), 0);
+        assert!(files(&store).is_empty());
+    }
+}
