@@ -87,9 +87,9 @@ pub struct Store {
 /// Idle leaf buffers kept for reuse.
 const POOLED_BUFFERS: usize = 16;
 
-/// A pool of chunk-sized buffers for leaf reads and writes.
+/// A pool of chunk-sized buffers for reads (writes keep the network's own buffers).
 ///
-/// Pushes and fetches move 1 MiB buffers between tokio's worker and blocking threads. Freshly
+/// Fetches and CAR exports move 1 MiB buffers between tokio's worker and blocking threads. Freshly
 /// allocated each time, glibc kept the freed ones in per-thread arenas and peak RSS nearly
 /// doubled (measured with `musehub bench`); reused, memory stays flat.
 #[derive(Debug, Default)]
@@ -99,15 +99,20 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn take(&self, capacity: usize) -> Vec<u8> {
+    /// A buffer of exactly `len` bytes to read into. Its old contents are left in place
+    /// rather than zeroed again: every caller overwrites all of it before use.
+    fn take(&self, len: usize) -> Vec<u8> {
         let mut buf = self
             .idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
             .unwrap_or_default();
-        buf.clear();
-        buf.reserve(capacity);
+        if buf.len() >= len {
+            buf.truncate(len);
+        } else {
+            buf.resize(len, 0);
+        }
         buf
     }
 

@@ -15,6 +15,9 @@ use crate::wire::requests::WantHave;
 
 use super::{Error, Hub, Readable, Result};
 
+/// Small objects of a fetch answer read ahead of the socket.
+const SMALL_READ_AHEAD: usize = 16;
+
 impl Hub {
     /// `POST negotiate` (protocol doc §3, the recommended form that reaches `ready`).
     pub async fn negotiate(&self, repo: &Readable<Repo>, req: WantHave) -> Result<Negotiated> {
@@ -71,16 +74,38 @@ impl Hub {
     }
 
     /// Streams a planned fetch answer. Its length is exactly `plan.len`.
+    ///
+    /// Small objects (inline rows, most of a song's files) are read up to
+    /// [`SMALL_READ_AHEAD`] ahead of the socket, so thousands of them do not each wait for
+    /// their own lookup; a large object streams from its file as the socket takes it.
     pub fn fetch_stream(&self, plan: FetchPlan) -> storage::ByteStream {
-        use futures_util::StreamExt;
+        use futures_util::{StreamExt, TryStreamExt};
         let head = Bytes::from(plan.head);
         let store = self.store.clone();
         let tail = Bytes::from(plan.tail);
-        let objects = futures_util::stream::iter(plan.objects).flat_map(move |(id, row)| {
-            let prefix = answers::fetch_object_prefix(&id, row.size);
-            futures_util::stream::once(async move { Ok(Bytes::from(prefix)) })
-                .chain(store.object_stream(id, row))
-        });
+        let objects = futures_util::stream::iter(plan.objects)
+            .map(move |(id, row)| {
+                let store = store.clone();
+                async move {
+                    let prefix = Bytes::from(answers::fetch_object_prefix(&id, row.size));
+                    let stream: storage::ByteStream = if row.size as usize <= storage::INLINE_MAX {
+                        let mut parts = vec![prefix];
+                        parts.extend(store.object_stream(id, row).try_collect::<Vec<_>>().await?);
+                        Box::pin(futures_util::stream::iter(parts.into_iter().map(Ok)))
+                    } else {
+                        Box::pin(
+                            futures_util::stream::once(async move { Ok(prefix) })
+                                .chain(store.object_stream(id, row)),
+                        )
+                    };
+                    Ok::<_, std::io::Error>(stream)
+                }
+            })
+            .buffered(SMALL_READ_AHEAD)
+            .flat_map(|r| match r {
+                Ok(stream) => stream,
+                Err(e) => Box::pin(futures_util::stream::once(async move { Err(e) })),
+            });
         Box::pin(
             futures_util::stream::once(async move { Ok(head) })
                 .chain(objects)

@@ -54,7 +54,7 @@ impl Hub {
         let mut w = self.store.writer(*oid, size).await?;
         for piece in clone::pieces(src, cid, oid).await? {
             let data = src.piece(piece, oid).await?;
-            w.write(&data).await?;
+            w.write_bytes(data).await?;
         }
         let staged = w.finish().await.map_err(|e| match e {
             crate::storage::Error::HashMismatch { .. } => anyhow!(

@@ -29,7 +29,7 @@ impl Hub {
         while let Some((id, len)) = reader.next_object().await? {
             let mut w = self.store.writer(id, len).await?;
             while let Some(chunk) = reader.content_chunk().await? {
-                w.write(&chunk).await?;
+                w.write_bytes(chunk).await?;
             }
             ingest.add(w.finish().await?).await?;
         }

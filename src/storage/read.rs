@@ -56,7 +56,6 @@ impl Store {
     /// Reads exactly `len` bytes at `offset` into a pooled buffer.
     fn read_at(&self, file: &std::fs::File, offset: u64, len: usize) -> Result<Bytes> {
         let mut buf = self.buffers.take(len);
-        buf.resize(len, 0);
         file.read_exact_at(&mut buf, offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 std::io::Error::other(format!("a file is shorter than its rows say ({e})"))
@@ -340,7 +339,6 @@ impl Store {
                 Err(e) => return Err(e.into()),
             };
             let mut buf = self.buffers.take(self.profile.chunk_size);
-            buf.resize(self.profile.chunk_size, 0);
             loop {
                 let n = f.read(&mut buf)?;
                 if n == 0 {

@@ -11,11 +11,15 @@
 //!
 //! The object hash runs on the task that receives the bytes while each full leaf is hashed
 //! and written by a blocking thread, so on two cores the two hashes and the write overlap.
+//! A leaf is kept as the pieces the network delivered ([`ObjectWriter::write_bytes`]) and
+//! written from them: the only copy of a byte is the kernel's, into the page cache.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use sha2::{Digest, Sha256};
 
@@ -49,8 +53,12 @@ pub struct ObjectWriter {
     size: u64,
     received: u64,
     hasher: Sha256,
-    /// The leaf (or the small object) being filled.
+    /// A small object's bytes (one chunk at most).
     buf: Vec<u8>,
+    /// The pieces of the leaf being filled, as they arrived (not copied together), and
+    /// their length.
+    leaf: Vec<Bytes>,
+    leaf_len: usize,
     tree: Option<unixfs::TreeBuilder>,
     whole: Option<WholeFile>,
     in_flight: VecDeque<tokio::task::JoinHandle<LeafResult>>,
@@ -97,13 +105,13 @@ impl Store {
             size,
             received: 0,
             hasher: Sha256::new(),
-            buf: if known {
+            buf: if known || large {
                 Vec::new()
-            } else if large {
-                self.buffers.take(chunk)
             } else {
                 Vec::with_capacity(size as usize)
             },
+            leaf: Vec::new(),
+            leaf_len: 0,
             tree: large.then(|| unixfs::TreeBuilder::new(self.profile)),
             whole,
             in_flight: VecDeque::new(),
@@ -116,18 +124,39 @@ impl Store {
 
 impl ObjectWriter {
     /// Feeds the next bytes of the object.
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        if self.tree.is_some() {
+            return self.write_bytes(Bytes::copy_from_slice(data)).await;
+        }
+        self.write_small(data);
+        Ok(())
+    }
+
+    /// A small (or already held) object's bytes: hashed, and kept for the inline row or
+    /// its one file.
+    fn write_small(&mut self, data: &[u8]) {
         self.received += data.len() as u64;
         self.hasher.update(data);
-        if self.known {
+        if !self.known {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Feeds the next bytes of the object without copying them: a large object's leaves are
+    /// written from the pieces as they came.
+    pub async fn write_bytes(&mut self, mut data: Bytes) -> Result<()> {
+        if self.tree.is_none() {
+            self.write_small(&data);
             return Ok(());
         }
+        self.received += data.len() as u64;
+        self.hasher.update(&data);
         let chunk = self.store.profile.chunk_size;
         while !data.is_empty() {
-            let take = (chunk - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buf.len() == chunk && self.tree.is_some() {
+            let take = (chunk - self.leaf_len).min(data.len());
+            self.leaf.push(data.split_to(take));
+            self.leaf_len += take;
+            if self.leaf_len == chunk {
                 self.flush_leaf().await?;
             }
         }
@@ -139,19 +168,21 @@ impl ObjectWriter {
         let Some(whole) = self.whole.as_mut() else {
             return Ok(());
         };
-        let next = self.store.buffers.take(self.store.profile.chunk_size);
-        let leaf = std::mem::replace(&mut self.buf, next);
+        let pieces = std::mem::take(&mut self.leaf);
+        let len = std::mem::take(&mut self.leaf_len) as u64;
         let offset = whole.next;
-        whole.next += leaf.len() as u64;
+        whole.next += len;
         let file = whole.file.clone();
-        let store = self.store.clone();
         self.in_flight
             .push_back(tokio::task::spawn_blocking(move || {
-                let digest = Id::of(&leaf);
-                let written = file.write_all_at(&leaf, offset);
-                let len = leaf.len() as u64;
-                store.buffers.give(leaf);
-                written.map(|()| (digest, len, offset))
+                let mut h = Sha256::new();
+                let mut at = offset;
+                for piece in &pieces {
+                    h.update(piece);
+                    file.write_all_at(piece, at)?;
+                    at += piece.len() as u64;
+                }
+                Ok((Id(h.finalize().into()), len, offset))
             }));
         if self.in_flight.len() >= LEAVES_IN_FLIGHT {
             self.settle_one().await?;
@@ -248,13 +279,12 @@ impl ObjectWriter {
             });
         }
         let root = if self.tree.is_some() {
-            if !self.buf.is_empty() {
+            if self.leaf_len > 0 {
                 self.flush_leaf().await?;
             }
             while !self.in_flight.is_empty() {
                 self.settle_one().await?;
             }
-            self.store.buffers.give(std::mem::take(&mut self.buf));
             let tree = self.tree.take().expect("checked above");
             let (root, nodes, total) = tree.finish();
             debug_assert_eq!(total, self.size);

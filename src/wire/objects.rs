@@ -20,7 +20,9 @@ const MAX_KEY: usize = 256;
 #[derive(Debug)]
 pub struct ObjectsReader<S> {
     body: S,
-    buf: BytesMut,
+    /// Bytes received and not consumed yet: the body's own chunk (no copy) unless a value
+    /// straddled two chunks.
+    buf: Bytes,
     /// Body bytes pulled so far, checked against `limit`.
     pulled: u64,
     limit: u64,
@@ -46,7 +48,7 @@ where
     pub async fn start(body: S, limit: u64) -> Result<Self, Error> {
         let mut r = ObjectsReader {
             body,
-            buf: BytesMut::new(),
+            buf: Bytes::new(),
             pulled: 0,
             limit,
             top_left: 0,
@@ -163,7 +165,7 @@ where
         }
         let n = (self.buf.len() as u64).min(self.content_left) as usize;
         self.content_left -= n as u64;
-        Ok(Some(self.buf.split_to(n).freeze()))
+        Ok(Some(self.buf.split_to(n)))
     }
 
     /// Body bytes read so far.
@@ -183,9 +185,13 @@ where
                         return Err(Error::TooLarge { limit: self.limit });
                     }
                     if self.buf.is_empty() {
-                        self.buf = BytesMut::from(chunk);
+                        self.buf = chunk;
                     } else {
-                        self.buf.extend_from_slice(&chunk);
+                        // A header split across chunks: join the rest of one with the next.
+                        let mut joined = BytesMut::with_capacity(self.buf.len() + chunk.len());
+                        joined.extend_from_slice(&self.buf);
+                        joined.extend_from_slice(&chunk);
+                        self.buf = joined.freeze();
                     }
                     return Ok(());
                 }
@@ -202,7 +208,7 @@ where
 
     async fn take(&mut self, n: usize) -> Result<Bytes, Error> {
         self.need(n).await?;
-        Ok(self.buf.split_to(n).freeze())
+        Ok(self.buf.split_to(n))
     }
 
     async fn u8(&mut self) -> Result<u8, Error> {
