@@ -809,3 +809,64 @@ fn help_explains_the_options() {
         "--help touches no data directory"
     );
 }
+
+/// A data directory from before schema 9 (each 1 MiB leaf a file of its own) is converted
+/// by the server at start: the object becomes one file, its leaf files go, and `doctor`
+/// checks every byte on both sides of the conversion.
+#[tokio::test]
+async fn the_server_stores_older_objects_whole_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = alice_token(d);
+    let stem = crate::harness::noise(9, 2 * MIB + 1000);
+    {
+        let (mut hub, url) = spawn_serve(d);
+        assert_pushed(&push(&url, "alice/song", &token, &[("stem.wav", &stem)], &[], 1).await);
+        hub.signal("TERM");
+        assert!(hub.wait_timeout(Duration::from_secs(10)).is_some());
+    }
+    let oid = Id::of(&stem);
+    let object_file = d
+        .join("blocks/objects")
+        .join(&oid.to_hex()[..2])
+        .join(oid.to_hex());
+    assert!(object_file.exists(), "pushed objects are stored whole");
+
+    // Turn it back into the old layout, as a hub before schema 9 left it.
+    let leaves: Vec<Id> = stem.chunks(MIB).map(Id::of).collect();
+    for (leaf, bytes) in leaves.iter().zip(stem.chunks(MIB)) {
+        let hex = leaf.to_hex();
+        std::fs::create_dir_all(d.join("blocks").join(&hex[..2])).unwrap();
+        std::fs::write(d.join("blocks").join(&hex[..2]).join(&hex), bytes).unwrap();
+    }
+    std::fs::remove_file(&object_file).unwrap();
+    {
+        let db = rusqlite::Connection::open(d.join("musehub.db")).unwrap();
+        db.execute_batch(
+            "UPDATE blocks SET object_id = NULL, offset = NULL;
+             UPDATE objects SET whole = 0;
+             INSERT INTO pending_backfills (name) VALUES ('whole_objects');",
+        )
+        .unwrap();
+    }
+    let (ok, report) = doctor_json(d);
+    assert!(ok, "the old layout reads: {report}");
+    assert_eq!(block_files(d).len(), 3, "three leaf files");
+
+    let (mut hub, _url) = spawn_serve(d);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while block_files(d).len() != 1 || !object_file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "converted within 20 s: {:?}\n{}",
+            block_files(d),
+            hub.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read(&object_file).unwrap(), stem);
+    hub.signal("TERM");
+    assert!(hub.wait_timeout(Duration::from_secs(10)).is_some());
+    let (ok, report) = doctor_json(d);
+    assert!(ok && report["objects_checked"] == 1, "{report}");
+}
