@@ -13,7 +13,7 @@
 //! on the section size; it does not hash blocks (an importer checks them against their CIDs).
 
 use cid::Cid;
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use crate::dagcbor::{self, Value};
 
@@ -81,6 +81,12 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// Bytes read from the underlying reader at once.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Most bytes a section's CID may take (a CIDv1 with a 128-byte identity digest fits).
+const MAX_CID_BYTES: usize = 160;
+
 /// Reads a CARv1 archive: the header on [`CarReader::new`], then one block per
 /// [`CarReader::next_block`]. Blocks are returned as stored; check them against their CIDs.
 #[derive(Debug)]
@@ -98,7 +104,8 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
     /// Reads and checks the header. `max_section` bounds the header and every section
     /// (CID plus data), so a hostile length cannot make the reader allocate more.
     pub async fn new(reader: R, max_section: usize) -> Result<Self, Error> {
-        let mut inner = BufReader::new(reader);
+        // Large reads: a `tokio::fs::File` hands every read to a blocking thread.
+        let mut inner = BufReader::with_capacity(READ_BUFFER, reader);
         let len = read_uvarint(&mut inner, "header")
             .await?
             .ok_or(Error::Truncated("header"))?;
@@ -133,6 +140,19 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
 
     /// The next block, or `None` at a clean end of the archive (between sections).
     pub async fn next_block(&mut self) -> Result<Option<(Cid, Vec<u8>)>, Error> {
+        Ok(self
+            .next_section(|_| true)
+            .await?
+            .map(|(cid, _, data)| (cid, data.unwrap_or_default())))
+    }
+
+    /// The next section's CID and data length; its data is read only when `want` says so
+    /// for that CID, and otherwise skipped without being copied out of the read buffer.
+    /// `None` at a clean end of the archive. The data's offset is [`CarReader::data_offset`].
+    pub async fn next_section(
+        &mut self,
+        want: impl FnOnce(&Cid) -> bool,
+    ) -> Result<Option<(Cid, usize, Option<Vec<u8>>)>, Error> {
         let Some(len) = read_uvarint(&mut self.inner, "section").await? else {
             return Ok(None);
         };
@@ -146,16 +166,34 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
                 max: self.max_section,
             });
         }
-        let mut buf = vec![0; len as usize];
-        read_exact(&mut self.inner, &mut buf, "section").await?;
-        let mut rest = &buf[..];
+        let len = len as usize;
+        let mut head = vec![0; len.min(MAX_CID_BYTES)];
+        read_exact(&mut self.inner, &mut head, "section").await?;
+        let mut rest = &head[..];
         let cid =
             Cid::read_bytes(&mut rest).map_err(|e| Error::BadSection(format!("bad CID: {e}")))?;
-        let cid_len = buf.len() - rest.len();
-        buf.drain(..cid_len);
-        self.data_offset = self.offset + uvarint_len(len) + cid_len as u64;
-        self.offset += uvarint_len(len) + len;
-        Ok(Some((cid, buf)))
+        let cid_len = head.len() - rest.len();
+        let data_len = len - cid_len;
+        self.data_offset = self.offset + uvarint_len(len as u64) + cid_len as u64;
+        self.offset += uvarint_len(len as u64) + len as u64;
+        let mut left = len - head.len();
+        if want(&cid) {
+            let mut data = Vec::with_capacity(data_len);
+            data.extend_from_slice(&head[cid_len..]);
+            data.resize(data_len, 0);
+            read_exact(&mut self.inner, &mut data[data_len - left..], "section").await?;
+            return Ok(Some((cid, data_len, Some(data))));
+        }
+        while left > 0 {
+            let buf = self.inner.fill_buf().await?;
+            if buf.is_empty() {
+                return Err(Error::Truncated("section"));
+            }
+            let n = buf.len().min(left);
+            self.inner.consume(n);
+            left -= n;
+        }
+        Ok(Some((cid, data_len, None)))
     }
 }
 

@@ -72,28 +72,23 @@ impl CarIndex {
         let mut order = Vec::new();
         let mut bad = HashMap::new();
         let mut n = 0usize;
-        while let Some((cid, data)) = reader
-            .next_block()
+        while let Some((cid, len, data)) = reader
+            .next_section(|cid| hash_raw || cid.codec() != RAW)
             .await
             .with_context(|| format!("{}: after {n} good blocks", path.display()))?
         {
             n += 1;
-            let deferred = !hash_raw && cid.codec() == RAW;
-            if let Err(e) = if deferred {
-                Ok(())
-            } else {
-                dag::check_block(&cid, &data)
-            } {
+            // Raw blocks an import checks later are skipped here unread.
+            if let Some(data) = &data
+                && let Err(e) = dag::check_block(&cid, data)
+            {
                 if strict {
                     bail!("{}: block #{n}: {e}", path.display());
                 }
                 bad.insert(cid, e.to_string());
                 continue;
             }
-            if blocks
-                .insert(cid, (reader.data_offset(), data.len()))
-                .is_none()
-            {
+            if blocks.insert(cid, (reader.data_offset(), len)).is_none() {
                 order.push(cid);
             }
         }
