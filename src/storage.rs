@@ -340,22 +340,35 @@ fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A store over a fresh database with user `alice` and her public repos (unit tests).
+#[cfg(test)]
+pub(crate) fn test_store(repos: &[&str]) -> (tempfile::TempDir, Store, Vec<i64>) {
+    use crate::db::{repos as r, users};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("t.db")).unwrap();
+    let names: Vec<String> = repos.iter().map(|n| n.to_string()).collect();
+    let ids = db
+        .write_blocking(move |tx| {
+            let u = users::create(tx, "alice")?;
+            names
+                .iter()
+                .map(|n| r::create(tx, u.id, n, r::Visibility::Public, &format!("u-{n}")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+    let store = Store::open(db, &dir.path().join("blocks")).unwrap();
+    (dir, store, ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{blocks, repos, users};
+    use crate::db::blocks;
 
     #[tokio::test]
     async fn tree_blocks_are_listed_when_recorded_and_by_the_backfill() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
-        let repo = db
-            .write_blocking(|tx| {
-                let u = users::create(tx, "alice")?;
-                repos::create(tx, u.id, "song", repos::Visibility::Public, "u")
-            })
-            .unwrap();
-        let store = Store::open(db.clone(), &dir.path().join("blocks")).unwrap();
+        let (dir, store, repos) = test_store(&["song"]);
+        let (repo, db) = (repos[0], store.db.clone());
         let bytes: Vec<u8> = (0..5 * (1 << 20) / 2 + 7)
             .map(|i| (i % 251) as u8)
             .collect();

@@ -186,6 +186,13 @@ pub fn objects_in_blocks_after(
     let rows = stmt.query_map(params![&after.0[..], limit as i64], |r| {
         Ok((r.get::<_, Vec<u8>>(0)?, object_row(r, 1)?))
     })?;
+    objects_of(rows)
+}
+
+/// `(object_id, row)` pairs from a query, leaving out ids of the wrong length.
+fn objects_of(
+    rows: impl Iterator<Item = rusqlite::Result<(Vec<u8>, ObjectRow)>>,
+) -> Result<Vec<(Id, ObjectRow)>> {
     let mut out = Vec::new();
     for row in rows {
         let (id, o) = row?;
@@ -199,14 +206,7 @@ pub fn objects_in_blocks_after(
 pub fn all_objects(conn: &Connection) -> Result<Vec<(Id, ObjectRow)>> {
     let mut stmt = conn.prepare("SELECT object_id, size, root, whole FROM objects")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, object_row(r, 1)?)))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, o) = row?;
-        if let Some(id) = Id::from_slice(&id) {
-            out.push((id, o));
-        }
-    }
-    Ok(out)
+    objects_of(rows)
 }
 
 /// Adds an object to a repo; true when it was not there yet.

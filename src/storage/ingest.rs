@@ -209,22 +209,11 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Db, repos, users};
     use crate::storage::Scope;
 
     fn store_with_repos() -> (tempfile::TempDir, Store, i64, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
-        let (a, b) = db
-            .write_blocking(|tx| {
-                let u = users::create(tx, "alice")?;
-                let a = repos::create(tx, u.id, "a", repos::Visibility::Public, "ua")?;
-                let b = repos::create(tx, u.id, "b", repos::Visibility::Public, "ub")?;
-                Ok::<_, db::Error>((a, b))
-            })
-            .unwrap();
-        let store = Store::open(db, &dir.path().join("blocks")).unwrap();
-        (dir, store, a, b)
+        let (dir, store, repos) = crate::storage::test_store(&["a", "b"]);
+        (dir, store, repos[0], repos[1])
     }
 
     fn in_repo(store: &Store, repo: i64, id: Id) -> bool {

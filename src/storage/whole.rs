@@ -208,22 +208,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Db, repos, users};
     use crate::storage::{Scope, unixfs};
     use futures_util::TryStreamExt;
     use tokio_util::sync::CancellationToken;
 
     fn store() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
-        let repo = db
-            .write_blocking(|tx| {
-                let u = users::create(tx, "alice")?;
-                repos::create(tx, u.id, "song", repos::Visibility::Public, "u")
-            })
-            .unwrap();
-        let store = Store::open(db, &dir.path().join("blocks")).unwrap();
-        (dir, store, repo)
+        let (dir, store, repos) = crate::storage::test_store(&["song"]);
+        (dir, store, repos[0])
     }
 
     fn bytes(n: usize, salt: u8) -> Vec<u8> {

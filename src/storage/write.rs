@@ -352,19 +352,10 @@ impl Drop for ObjectWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Db, repos, users};
 
     fn store() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
-        let repo = db
-            .write_blocking(|tx| {
-                let u = users::create(tx, "alice")?;
-                repos::create(tx, u.id, "song", repos::Visibility::Public, "u")
-            })
-            .unwrap();
-        let store = Store::open(db, &dir.path().join("blocks")).unwrap();
-        (dir, store, repo)
+        let (dir, store, repos) = crate::storage::test_store(&["song"]);
+        (dir, store, repos[0])
     }
 
     fn temp_files(store: &Store) -> usize {
