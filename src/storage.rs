@@ -159,10 +159,8 @@ pub struct StagedBlock {
 struct Imported {
     object_id: Id,
     size: u64,
-    /// The dag-pb root for multi-chunk objects.
+    /// The dag-pb root for a new multi-chunk object, whose file (stored whole) is durable.
     root: Option<Cid>,
-    /// Stored whole: the object's file is durable.
-    whole: bool,
     /// Blocks to record; empty when the object was already stored.
     blocks: Vec<StagedBlock>,
     /// Whether the object was new to the hub.
@@ -305,13 +303,36 @@ impl Store {
         if path.exists() {
             return Ok(parent);
         }
-        std::fs::create_dir_all(&parent)?;
-        let mut tmp = tempfile_in(&self.dir.join("tmp"))?;
-        tmp.1.write_all(data)?;
-        tmp.1.sync_all()?;
-        std::fs::rename(&tmp.0, &path)?;
-        Ok(parent)
+        let (tmp, mut file) = tempfile_in(&self.dir.join("tmp"))?;
+        file.write_all(data)?;
+        keep_as(&tmp, &file, &path)
     }
+}
+
+/// Makes a finished temp file durable under `path`: fsyncs it and renames it there (creating
+/// its directory). Returns that directory, which must be synced before a row names the file.
+/// On failure the temp file is removed.
+fn keep_as(tmp: &Path, file: &std::fs::File, path: &Path) -> std::io::Result<PathBuf> {
+    let parent = path
+        .parent()
+        .expect("store paths have a shard directory")
+        .to_owned();
+    let kept = file
+        .sync_all()
+        .and_then(|()| std::fs::create_dir_all(&parent))
+        .and_then(|()| std::fs::rename(tmp, path));
+    if kept.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    kept.map(|()| parent)
+}
+
+/// The sha-256 digest a block's CID names, as the store's key.
+fn digest_of(cid: &Cid) -> Result<Id> {
+    cids::digest_of(cid).map_err(|e| Error::BadBlock {
+        cid: cid.to_string(),
+        why: e.to_string(),
+    })
 }
 
 /// Creates a uniquely named temp file in `dir`.

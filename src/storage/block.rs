@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use cid::Cid;
 
-use super::{Error, Result, Store};
+use super::{Result, Store};
 use crate::cids::{self, DAG_CBOR, DAG_PB, Id, RAW, SHA2_256};
 use crate::db::{blocks, content};
 
@@ -95,9 +95,11 @@ impl Store {
             Ok(d) => d,
             Err(answer) => return Ok(answer),
         };
-        if scope == Scope::Granted && cid.codec() == RAW {
-            let (store, cid) = (self.clone(), *cid);
-            return tokio::task::spawn_blocking(move || store.granted_leaf(&cid))
+        if scope == Scope::Granted {
+            // The caller checked access: row and bytes in one blocking hop. Public reads come
+            // from the network and go through the database's read permits first.
+            let store = self.clone();
+            return tokio::task::spawn_blocking(move || store.read_block(&digest))
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
         }
@@ -125,21 +127,9 @@ impl Store {
             Ok(d) => d,
             Err(answer) => return Ok(answer),
         };
-        if scope == Scope::Granted && cid.codec() == RAW {
-            return self.granted_leaf(cid);
-        }
         match self.db.read_blocking(|c| row_in_scope(c, &digest, scope))? {
             None => Ok(None),
             Some(row) => self.read_row(&digest, row),
-        }
-    }
-
-    /// A raw leaf (see [`Store::read_leaf`]); `None` when it is nowhere.
-    fn granted_leaf(&self, cid: &Cid) -> Result<Option<Bytes>> {
-        match self.read_leaf(cid) {
-            Ok(b) => Ok(Some(b)),
-            Err(Error::MissingBlock(_)) => Ok(None),
-            Err(e) => Err(e),
         }
     }
 }

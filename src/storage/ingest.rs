@@ -179,7 +179,9 @@ impl Ingest {
                         }
                     }
                     let root = o.root.map(|c| c.to_bytes());
-                    content::put_object(tx, &o.object_id, o.size, root.as_deref(), o.whole)?;
+                    // A new tree is always written whole (storage::write).
+                    let whole = o.root.is_some();
+                    content::put_object(tx, &o.object_id, o.size, root.as_deref(), whole)?;
                     if o.root.is_some() {
                         // Every block of the tree, so each can be traced to its repos.
                         db::blocks::add_object_blocks(

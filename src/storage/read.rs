@@ -14,8 +14,8 @@ use cid::Cid;
 use futures_util::Stream;
 use sha2::{Digest, Sha256};
 
-use super::{Error, Lent, Result, Store, unixfs};
-use crate::cids::{self, DAG_PB, Id, RAW};
+use super::{Error, Lent, Result, Store, digest_of, unixfs};
+use crate::cids::{DAG_PB, Id, RAW};
 use crate::db::content::{self, BlockRow};
 
 /// Blocks (or whole-file reads) read ahead of the socket when streaming an object.
@@ -31,13 +31,31 @@ enum Piece {
     Leaf(Cid),
     /// Bytes stored inside a dag-pb node (other tools' trees may have them).
     Bytes(Vec<u8>),
-    /// A range of the object's own file (an object stored whole).
-    Range { offset: u64, len: usize },
+    /// A range of the object's own file (an object stored whole), opened once for all.
+    Range {
+        file: Arc<std::fs::File>,
+        offset: u64,
+        len: usize,
+    },
 }
 
 impl Store {
-    /// The bytes a block's row points at; `None` when its file is missing.
+    /// The bytes a block's row points at; `None` when its file is missing. A block whose
+    /// own file went away meanwhile (converted to a range of a whole object, see
+    /// [`super::whole`]) is looked up once more.
     pub(super) fn read_row(&self, digest: &Id, row: BlockRow) -> Result<Option<Bytes>> {
+        let own_file = row.extent.is_none();
+        match self.read_where(digest, row)? {
+            None if own_file => match self.db.read_blocking(|c| content::block(c, digest))? {
+                Some(moved) if moved.extent.is_some() => self.read_where(digest, moved),
+                _ => Ok(None),
+            },
+            found => Ok(found),
+        }
+    }
+
+    /// The bytes where a row says they are; `None` when that file is missing.
+    fn read_where(&self, digest: &Id, row: BlockRow) -> Result<Option<Bytes>> {
         if let Some(data) = row.inline {
             return Ok(Some(Bytes::from(data)));
         }
@@ -70,30 +88,17 @@ impl Store {
     }
 
     /// A block's bytes by digest, whatever its row says; `None` when it is not recorded or
-    /// its file is missing. A block whose own file went away while being read (converted to
-    /// a range of a whole object meanwhile) is looked up once more.
+    /// its file is missing.
     pub(super) fn read_block(&self, digest: &Id) -> Result<Option<Bytes>> {
-        for _ in 0..2 {
-            let Some(row) = self.db.read_blocking(|c| content::block(c, digest))? else {
-                return Ok(None);
-            };
-            let in_object = row.extent.is_some();
-            if let Some(bytes) = self.read_row(digest, row)? {
-                return Ok(Some(bytes));
-            }
-            if in_object {
-                break;
-            }
+        match self.db.read_blocking(|c| content::block(c, digest))? {
+            Some(row) => self.read_row(digest, row),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// Reads a raw leaf of a tree.
     pub(super) fn read_leaf(&self, cid: &Cid) -> Result<Bytes> {
-        let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock {
-            cid: cid.to_string(),
-            why: e.to_string(),
-        })?;
+        let digest = digest_of(cid)?;
         self.read_block(&digest)?.ok_or(Error::MissingBlock(digest))
     }
 
@@ -146,11 +151,11 @@ impl Store {
             return Box::pin(futures_util::stream::empty());
         }
         let store = self.clone();
-        // A single block needs no tree read to plan, so no blocking hop either.
-        let plan_inline = row.root.is_none() || row.whole;
+        // A single block needs no file or tree read to plan, so no blocking hop either.
+        let plan_inline = row.root.is_none();
         let pieces = async move {
             let s = store.clone();
-            let (plan, file) = if plan_inline {
+            let plan = if plan_inline {
                 s.plan(&oid, &row, start, end)
             } else {
                 tokio::task::spawn_blocking(move || s.plan(&oid, &row, start, end))
@@ -158,9 +163,8 @@ impl Store {
                     .map_err(std::io::Error::other)?
             }
             .map_err(std::io::Error::other)?;
-            let file = file.map(Arc::new);
             let reads = futures_util::stream::iter(plan).map(move |(piece, skip, take)| {
-                let (s, file) = (store.clone(), file.clone());
+                let s = store.clone();
                 async move {
                     let bytes = match piece {
                         Piece::Bytes(b) => Bytes::from(b),
@@ -168,19 +172,12 @@ impl Store {
                             .await
                             .map_err(std::io::Error::other)?
                             .map_err(std::io::Error::other)?,
-                        Piece::Range { offset, len } => tokio::task::spawn_blocking(move || {
-                            let path = s.object_path(&oid);
-                            match &file {
-                                Some(f) => s.read_at(f, offset, len),
-                                None => {
-                                    let f = std::fs::File::open(path)?;
-                                    s.read_at(&f, offset, len)
-                                }
-                            }
-                        })
-                        .await
-                        .map_err(std::io::Error::other)?
-                        .map_err(std::io::Error::other)?,
+                        Piece::Range { file, offset, len } => {
+                            tokio::task::spawn_blocking(move || s.read_at(&file, offset, len))
+                                .await
+                                .map_err(std::io::Error::other)?
+                                .map_err(std::io::Error::other)?
+                        }
                     };
                     match skip.checked_add(take) {
                         Some(stop) if stop <= bytes.len() => Ok(bytes.slice(skip..stop)),
@@ -198,16 +195,15 @@ impl Store {
     /// What to read for `start..=end`: reads of the object's own file when it is stored
     /// whole (opened here, so a missing file fails before the first byte is sent), else the
     /// pieces of its tree.
-    #[allow(clippy::type_complexity)]
     fn plan(
         &self,
         oid: &Id,
         row: &content::ObjectRow,
         start: u64,
         end: u64,
-    ) -> Result<(Vec<(Piece, usize, usize)>, Option<std::fs::File>)> {
+    ) -> Result<Vec<(Piece, usize, usize)>> {
         if !row.whole {
-            return Ok((self.range_pieces(oid, row, start, end)?, None));
+            return self.range_pieces(oid, row, start, end);
         }
         let file = match std::fs::File::open(self.object_path(oid)) {
             Ok(f) => f,
@@ -216,6 +212,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
+        let file = Arc::new(file);
         let step = self.profile.chunk_size as u64;
         let mut out = Vec::new();
         let mut at = start;
@@ -223,6 +220,7 @@ impl Store {
             let len = (end - at + 1).min(step);
             out.push((
                 Piece::Range {
+                    file: file.clone(),
                     offset: at,
                     len: len as usize,
                 },
@@ -231,7 +229,7 @@ impl Store {
             ));
             at += len;
         }
-        Ok((out, Some(file)))
+        Ok(out)
     }
 
     /// The pieces of an object's tree overlapping `start..=end`, each with the bytes to skip

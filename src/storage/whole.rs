@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::{Error, Result, Store, sync_dirs, tempfile_in};
-use crate::cids::{self, Id};
+use super::{Error, Result, Store, digest_of, keep_as, sync_dirs, tempfile_in};
+use crate::cids::Id;
 use crate::db::{blocks, content};
 
 /// The name of the `pending_backfills` row for this conversion (see migration 9).
@@ -135,14 +135,7 @@ impl Store {
                     actual,
                 });
             }
-            file.sync_all()?;
-            let path = self.object_path(oid);
-            let parent = path
-                .parent()
-                .expect("object paths have a shard directory")
-                .to_owned();
-            std::fs::create_dir_all(&parent)?;
-            std::fs::rename(&tmp, &path)?;
+            let parent = keep_as(&tmp, &file, &self.object_path(oid))?;
             sync_dirs(&std::collections::BTreeSet::from([parent]))?;
             Ok(())
         })();
@@ -150,14 +143,10 @@ impl Store {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        let mut moved = Vec::new();
-        for (cid, offset) in &leaves {
-            let digest = cids::digest_of(cid).map_err(|e| Error::BadBlock {
-                cid: cid.to_string(),
-                why: e.to_string(),
-            })?;
-            moved.push((digest, *offset));
-        }
+        let moved = leaves
+            .iter()
+            .map(|(cid, offset)| Ok((digest_of(cid)?, *offset)))
+            .collect::<Result<Vec<_>>>()?;
         let oid = *oid;
         let freed = self.db.write_blocking(move |tx| {
             content::set_whole(tx, &oid)?;
@@ -208,6 +197,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cids;
     use crate::storage::{Scope, unixfs};
     use futures_util::TryStreamExt;
     use tokio_util::sync::CancellationToken;

@@ -24,7 +24,8 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Error, INLINE_MAX, Imported, MAX_OBJECT_BYTES, Result, StagedBlock, Store, tempfile_in, unixfs,
+    Error, INLINE_MAX, Imported, MAX_OBJECT_BYTES, Result, StagedBlock, Store, digest_of, keep_as,
+    tempfile_in, unixfs,
 };
 use crate::cids::{self, Id, RAW};
 use crate::db::content;
@@ -213,11 +214,7 @@ impl ObjectWriter {
 
     async fn stage_nodes(&mut self, nodes: Vec<unixfs::Block>) -> Result<()> {
         for node in nodes {
-            let digest = cids::digest_of(&node.cid).map_err(|e| Error::BadBlock {
-                cid: node.cid.to_string(),
-                why: e.to_string(),
-            })?;
-            self.stage(digest, node.data).await?;
+            self.stage(digest_of(&node.cid)?, node.data).await?;
         }
         Ok(())
     }
@@ -269,7 +266,6 @@ impl ObjectWriter {
                 object_id,
                 size: self.size,
                 root: None,
-                whole: false,
                 blocks: Vec::new(),
                 new: false,
             };
@@ -300,7 +296,6 @@ impl ObjectWriter {
             object_id,
             size: self.size,
             root,
-            whole: root.is_some(),
             blocks: std::mem::take(&mut self.staged),
             new: true,
         };
@@ -317,23 +312,9 @@ impl ObjectWriter {
             return Ok(());
         };
         let path = self.store.object_path(&object_id);
-        let dir = tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-            let parent = path
-                .parent()
-                .expect("object paths have a shard directory")
-                .to_owned();
-            let kept = (|| {
-                whole.file.sync_all()?;
-                std::fs::create_dir_all(&parent)?;
-                std::fs::rename(&whole.path, &path)
-            })();
-            if kept.is_err() {
-                let _ = std::fs::remove_file(&whole.path);
-            }
-            kept.map(|()| parent)
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let dir = tokio::task::spawn_blocking(move || keep_as(&whole.path, &whole.file, &path))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
         self.dirs.insert(dir);
         Ok(())
     }
