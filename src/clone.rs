@@ -126,6 +126,8 @@ impl CarIndex {
 pub enum Source {
     Car(CarIndex),
     Ipfs(Node),
+    /// Blocks in memory, each checked against its CID already (a streamed import's nodes).
+    Blocks(HashMap<Cid, Bytes>),
 }
 
 impl Source {
@@ -140,6 +142,10 @@ impl Source {
                     .await?
                     .ok_or_else(|| anyhow!("the {role} {cid} is not in the CAR file"))
             }
+            Source::Blocks(blocks) => blocks
+                .get(cid)
+                .cloned()
+                .ok_or_else(|| anyhow!("the {role} {cid} is not in the CAR")),
             Source::Ipfs(node) => node
                 .fetch_block(cid)
                 .await
@@ -152,6 +158,7 @@ impl Source {
     fn may_have(&self, cid: &Cid) -> bool {
         match self {
             Source::Car(car) => car.has(cid) || car.bad.contains_key(cid),
+            Source::Blocks(blocks) => blocks.contains_key(cid),
             Source::Ipfs(_) => true,
         }
     }

@@ -65,7 +65,11 @@ pub struct Block {
 impl Block {
     /// Encodes a node, refusing one over [`MAX_NODE`].
     pub fn encode(what: &str, v: &Value) -> Result<Block> {
-        let data = dagcbor::encode(v);
+        Block::from_encoded(what, dagcbor::encode(v))
+    }
+
+    /// A node from its canonical bytes, refusing one over [`MAX_NODE`].
+    fn from_encoded(what: &str, data: Vec<u8>) -> Result<Block> {
         if data.len() > MAX_NODE {
             return Err(err(format!(
                 "the {what} node would be {} bytes, over the {MAX_NODE}-byte block limit",
@@ -280,24 +284,22 @@ pub struct SnapshotBlocks {
     pub parts: Vec<Block>,
 }
 
-fn entry_value(e: &Entry) -> Value {
-    Value::map([
-        ("id", Value::text(e.object_id.to_hex())),
-        ("cid", Value::link(e.cid)),
-    ])
-}
-
-fn entries_value(entries: &[Entry]) -> Value {
-    Value::Map(
-        entries
-            .iter()
-            .map(|e| (e.path.clone(), entry_value(e)))
-            .collect(),
-    )
+/// Appends one manifest entry as a map pair: its path (the key), then
+/// `{ "id": "<object_id>", "cid": <link> }` (keys in canonical order: `id` is shorter).
+fn encode_entry(e: &Entry, out: &mut Vec<u8>) {
+    dagcbor::encode_text(&e.path, out);
+    dagcbor::encode_map_head(2, out);
+    dagcbor::encode_text("id", out);
+    dagcbor::encode_hex_text(&e.object_id.0, out);
+    dagcbor::encode_text("cid", out);
+    dagcbor::encode_link(&e.cid, out);
 }
 
 /// Builds the snapshot's nodes. `record` is the SnapshotDict without `manifest`; `entries`
 /// may come in any order (they are sorted by path, as Muse sorts them).
+///
+/// Each entry is encoded once, straight to bytes (a snapshot of a large project has tens of
+/// thousands); a manifest map is those bytes in DAG-CBOR key order.
 pub fn snapshot_blocks(
     record: BTreeMap<String, Value>,
     mut entries: Vec<Entry>,
@@ -306,54 +308,69 @@ pub fn snapshot_blocks(
     if entries.windows(2).any(|w| w[0].path == w[1].path) {
         return Err(err("the manifest names a path twice"));
     }
-    // Each entry's exact encoded size (key + value); a map header is at most 9 bytes.
-    let sizes: Vec<usize> = entries
-        .iter()
-        .map(|e| {
-            dagcbor::encode(&Value::text(e.path.clone())).len()
-                + dagcbor::encode(&entry_value(e)).len()
-        })
-        .collect();
-    let total: usize = sizes.iter().sum();
-    let mut root = BTreeMap::from([
-        ("type".to_owned(), Value::text(SNAPSHOT)),
-        ("record".to_owned(), Value::Map(record)),
-    ]);
-    if total <= PART_BYTES {
-        root.insert("entries".into(), entries_value(&entries));
-        let root = Block::encode("snapshot", &Value::Map(root))?;
+    let mut encoded = Vec::with_capacity(entries.len() * 160);
+    let mut ends = Vec::with_capacity(entries.len());
+    for e in &entries {
+        encode_entry(e, &mut encoded);
+        ends.push(encoded.len());
+    }
+    let span = |i: usize| (if i == 0 { 0 } else { ends[i - 1] })..ends[i];
+    // The manifest map of entries[range]: DAG-CBOR orders keys by length, then bytes.
+    let manifest = |range: std::ops::Range<usize>| -> Vec<u8> {
+        let mut order: Vec<usize> = range.collect();
+        order.sort_by(|&a, &b| dagcbor::cmp_keys(&entries[a].path, &entries[b].path));
+        let len = order.iter().map(|&i| span(i).len()).sum::<usize>() + 9;
+        let mut out = Vec::with_capacity(len);
+        dagcbor::encode_map_head(order.len(), &mut out);
+        for i in order {
+            out.extend_from_slice(&encoded[span(i)]);
+        }
+        out
+    };
+    let kind = dagcbor::encode(&Value::text(SNAPSHOT));
+    let record = dagcbor::encode(&Value::Map(record));
+    if encoded.len() <= PART_BYTES {
+        let entries = manifest(0..entries.len());
+        let root = dagcbor::encode_map_of_encoded(vec![
+            ("type", &kind),
+            ("record", &record),
+            ("entries", &entries),
+        ]);
         return Ok(SnapshotBlocks {
-            root,
+            root: Block::from_encoded("snapshot", root)?,
             parts: Vec::new(),
         });
     }
+    let part_kind = dagcbor::encode(&Value::text(SNAPSHOT_PART));
+    let part = |range: std::ops::Range<usize>| {
+        let entries = manifest(range);
+        Block::from_encoded(
+            "snapshot part",
+            dagcbor::encode_map_of_encoded(vec![("type", &part_kind), ("entries", &entries)]),
+        )
+    };
     let mut parts = Vec::new();
     let (mut start, mut size) = (0usize, 0usize);
-    for (i, s) in sizes.iter().enumerate() {
+    for i in 0..entries.len() {
+        let s = span(i).len();
         if size + s > PART_BYTES && i > start {
-            parts.push(part_block(&entries[start..i])?);
+            parts.push(part(start..i)?);
             start = i;
             size = 0;
         }
         size += s;
     }
-    parts.push(part_block(&entries[start..])?);
-    root.insert(
-        "parts".into(),
-        Value::list(parts.iter().map(|p| Value::link(p.cid))),
-    );
-    let root = Block::encode("snapshot", &Value::Map(root))?;
-    Ok(SnapshotBlocks { root, parts })
-}
-
-fn part_block(entries: &[Entry]) -> Result<Block> {
-    Block::encode(
-        "snapshot part",
-        &Value::map([
-            ("type", Value::text(SNAPSHOT_PART)),
-            ("entries", entries_value(entries)),
-        ]),
-    )
+    parts.push(part(start..entries.len())?);
+    let links = dagcbor::encode(&Value::list(parts.iter().map(|p| Value::link(p.cid))));
+    let root = dagcbor::encode_map_of_encoded(vec![
+        ("type", &kind),
+        ("record", &record),
+        ("parts", &links),
+    ]);
+    Ok(SnapshotBlocks {
+        root: Block::from_encoded("snapshot", root)?,
+        parts,
+    })
 }
 
 /// Builds a snapshot's nodes from its stored msgpack record, asking `cid_of` for each
@@ -970,6 +987,100 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect()
+    }
+
+    /// The snapshot nodes built as `Value` trees, the plain reading of docs/dag.md: the
+    /// byte-splicing encoder must give the same bytes.
+    fn reference_blocks(record: BTreeMap<String, Value>, mut es: Vec<Entry>) -> SnapshotBlocks {
+        es.sort_by(|a, b| a.path.cmp(&b.path));
+        let entry = |e: &Entry| {
+            Value::map([
+                ("id", Value::text(e.object_id.to_hex())),
+                ("cid", Value::link(e.cid)),
+            ])
+        };
+        let map =
+            |es: &[Entry]| Value::Map(es.iter().map(|e| (e.path.clone(), entry(e))).collect());
+        let sizes: Vec<usize> = es
+            .iter()
+            .map(|e| {
+                dagcbor::encode(&Value::text(e.path.clone())).len()
+                    + dagcbor::encode(&entry(e)).len()
+            })
+            .collect();
+        let mut root = BTreeMap::from([
+            ("type".to_owned(), Value::text(SNAPSHOT)),
+            ("record".to_owned(), Value::Map(record)),
+        ]);
+        if sizes.iter().sum::<usize>() <= PART_BYTES {
+            root.insert("entries".into(), map(&es));
+            let root = Block::encode("snapshot", &Value::Map(root)).unwrap();
+            return SnapshotBlocks {
+                root,
+                parts: Vec::new(),
+            };
+        }
+        let part = |es: &[Entry]| {
+            Block::encode(
+                "part",
+                &Value::map([("type", Value::text(SNAPSHOT_PART)), ("entries", map(es))]),
+            )
+            .unwrap()
+        };
+        let (mut parts, mut start, mut size) = (Vec::new(), 0, 0);
+        for (i, s) in sizes.iter().enumerate() {
+            if size + s > PART_BYTES && i > start {
+                parts.push(part(&es[start..i]));
+                (start, size) = (i, 0);
+            }
+            size += s;
+        }
+        parts.push(part(&es[start..]));
+        root.insert(
+            "parts".into(),
+            Value::list(parts.iter().map(|p| Value::link(p.cid))),
+        );
+        let root = Block::encode("snapshot", &Value::Map(root)).unwrap();
+        SnapshotBlocks { root, parts }
+    }
+
+    #[test]
+    fn spliced_snapshot_encoding_matches_the_value_tree() {
+        // Paths of many lengths, so DAG-CBOR's length-first key order differs from path
+        // order; raw and dag-pb CIDs; one node, and a manifest split into parts.
+        for n in [0usize, 1, 7, 300, 4000] {
+            let es: Vec<Entry> = (0..n)
+                .map(|i| {
+                    let oid = Id::of(format!("take {i}").as_bytes());
+                    let cid = if i % 3 == 0 {
+                        cids::cid_of(cids::DAG_PB, &oid)
+                    } else {
+                        oid.raw_cid()
+                    };
+                    let path = format!("{}{i}/ä{}.mid", "d/".repeat(i % 5), "x".repeat(i % 23));
+                    Entry {
+                        path,
+                        object_id: oid,
+                        cid,
+                    }
+                })
+                .collect();
+            let record = rec(&[
+                ("snapshot_id", Value::text("ab".repeat(32))),
+                ("n", Value::Int(Int::new(n as i128).unwrap())),
+            ]);
+            let ours = snapshot_blocks(record.clone(), es.clone()).unwrap();
+            let want = reference_blocks(record, es);
+            assert_eq!(ours.root.data, want.root.data, "{n} entries");
+            assert_eq!(ours.root.cid, want.root.cid);
+            assert_eq!(ours.parts.len(), want.parts.len(), "{n} entries");
+            for (a, b) in ours.parts.iter().zip(&want.parts) {
+                assert_eq!(a.data, b.data, "{n} entries");
+            }
+            if n == 4000 {
+                assert!(ours.parts.len() >= 2, "the large manifest is split");
+            }
+        }
     }
 
     #[test]

@@ -390,6 +390,47 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `s` as a text string.
+pub fn encode_text(s: &str, out: &mut Vec<u8>) {
+    head(MAJOR_TEXT, s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends the lowercase hex of `bytes` as a text string, without an intermediate `String`.
+pub fn encode_hex_text(bytes: &[u8], out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    head(MAJOR_TEXT, bytes.len() as u64 * 2, out);
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
+/// Appends `cid` as a link (tag 42).
+pub fn encode_link(cid: &Cid, out: &mut Vec<u8>) {
+    encode_into(&Value::Link(*cid), out);
+}
+
+/// Appends the head of a map of `len` entries; the caller appends the entries, in canonical
+/// key order ([`cmp_keys`]).
+pub fn encode_map_head(len: usize, out: &mut Vec<u8>) {
+    head(MAJOR_MAP, len as u64, out);
+}
+
+/// A map with text keys whose values are already encoded, each pair appended in canonical key
+/// order. Lets a caller splice in a large encoded value without building it as a [`Value`].
+pub fn encode_map_of_encoded(mut entries: Vec<(&str, &[u8])>) -> Vec<u8> {
+    entries.sort_by(|a, b| cmp_keys(a.0, b.0));
+    let mut out = Vec::with_capacity(entries.iter().map(|(k, v)| k.len() + v.len() + 9).sum());
+    encode_map_head(entries.len(), &mut out);
+    for (k, v) in entries {
+        encode_text(k, &mut out);
+        out.extend_from_slice(v);
+    }
+    out
+}
+
 fn head(major: u8, v: u64, out: &mut Vec<u8>) {
     let m = major << 5;
     if v < 24 {

@@ -29,7 +29,7 @@ use crate::db::peers::{self, Peer, Policy, Subscriber};
 use crate::db::repos::{self, Visibility};
 use crate::db::{unix_now, users};
 use crate::httpsig;
-use crate::hub::{Hub, ImportOptions};
+use crate::hub::{Hub, ImportOptions, StreamError};
 use crate::metrics::{Kind, Text};
 
 pub mod shared;
@@ -482,26 +482,76 @@ impl Federation {
                 q.append_pair("have", &h.to_string());
             }
         }
+        let target = format!("{}/{}", repo.owner, repo.slug);
+        let opts = self.import_options(repo.id, *signer).await?;
+        // Straight from the answer into the store; a CAR in an order one pass cannot follow
+        // (not one this hub's export writes) is downloaded whole and read by index.
+        match self.stream_import(url.clone(), &target, &opts).await {
+            Ok(()) => return Ok(()),
+            Err(StreamError::Bad(e)) => return Err(e),
+            Err(StreamError::Order(why)) => {
+                tracing::info!(target: "musehub::federation", %why, "downloading the CAR whole instead");
+            }
+        }
         std::fs::create_dir_all(&self.settings.tmp_dir)?;
         let path = self.settings.tmp_dir.join(format!(
             "{}.car",
             hex::encode(crate::auth::random_bytes::<8>())
         ));
-        let target = format!("{}/{}", repo.owner, repo.slug);
-        let result = self
-            .download_and_import(url, &path, repo.id, target, *signer)
-            .await;
+        let result = self.download_and_import(url, &path, target, opts).await;
         let _ = tokio::fs::remove_file(&path).await;
         result
+    }
+
+    /// What an import of a replica's CAR stops at (the commits it holds) and who must have
+    /// signed its ref-states (the origin).
+    async fn import_options(&self, repo_id: i64, signer: libp2p::PeerId) -> Result<ImportOptions> {
+        let stop: HashSet<Id> = self
+            .hub
+            .db()
+            .read(move |c| repos::commit_ids(c, repo_id))
+            .await?
+            .into_iter()
+            .collect();
+        Ok(ImportOptions {
+            stop,
+            signer: Some(signer),
+        })
+    }
+
+    /// Imports the CAR at `url` as its answer arrives, in one pass.
+    async fn stream_import(
+        &self,
+        url: reqwest::Url,
+        target: &str,
+        opts: &ImportOptions,
+    ) -> std::result::Result<(), StreamError> {
+        let res = self.http.get(url.clone()).send().await?;
+        if !res.status().is_success() {
+            let s = res.status();
+            return Err(anyhow!("GET {url}: {s}: {}", res.text().await.unwrap_or_default()).into());
+        }
+        let body = tokio_util::io::StreamReader::new(
+            res.bytes_stream().map(|r| r.map_err(std::io::Error::other)),
+        );
+        // The import's future is not `Send` (its object stream borrows across awaits), so it
+        // runs on a blocking thread of its own, driven by this runtime.
+        let (hub, target, opts) = (self.hub.clone(), target.to_owned(), opts.clone());
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            rt.block_on(hub.import_car_stream(body, &target, &opts))
+        })
+        .await
+        .map_err(|e| anyhow!("the import stopped: {e}"))??;
+        Ok(())
     }
 
     async fn download_and_import(
         &self,
         url: reqwest::Url,
         path: &std::path::Path,
-        repo_id: i64,
         target: String,
-        signer: libp2p::PeerId,
+        opts: ImportOptions,
     ) -> Result<()> {
         let res = self.http.get(url.clone()).send().await?;
         if !res.status().is_success() {
@@ -515,19 +565,7 @@ impl Federation {
         }
         f.flush().await?;
         drop(f);
-        let stop: HashSet<Id> = self
-            .hub
-            .db()
-            .read(move |c| repos::commit_ids(c, repo_id))
-            .await?
-            .into_iter()
-            .collect();
-        let opts = ImportOptions {
-            stop,
-            signer: Some(signer),
-        };
-        // The import's future is not `Send` (its object stream borrows across awaits), so it
-        // runs on a blocking thread of its own, driven by this runtime.
+        // See stream_import: the import runs on a blocking thread of its own.
         let (hub, path) = (self.hub.clone(), path.to_owned());
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {

@@ -29,6 +29,7 @@ mod import;
 mod pages;
 mod push;
 mod releases;
+mod stream_import;
 mod view;
 pub use crate::rules::{Limits, check_slug, check_user_name};
 pub use crate::storage::{BlockKey, IDENTITY, IDENTITY_MAX, block_key};
@@ -37,6 +38,7 @@ pub use car::CarPlan;
 pub use fetch::FetchPlan;
 pub use import::{ImportOptions, ImportReport};
 pub(crate) use push::topo_order;
+pub(crate) use stream_import::StreamError;
 pub use view::{Object, RepoView};
 
 /// The hub: database, block store and policy. Cheap to clone.

@@ -920,3 +920,106 @@ async fn same_blocks(car: &[u8]) -> (cid::Cid, BTreeSet<cid::Cid>) {
         .collect();
     (root, blocks)
 }
+
+/// `car import` reads a CAR in one pass when its blocks come depth-first (as this hub and
+/// `ipfs dag export` write them), including files whose leaves repeat (silence): the CAR
+/// carries such a leaf once, and the import takes it again from the object it wrote. A CAR
+/// in any other order is read by index instead, with the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn car_import_streams_depth_first_cars_and_indexes_any_other_order() {
+    let a = TestHub::spawn().await;
+    let token = a.user("alice").await;
+    a.repo("alice", "song", false).await;
+    let silence = vec![0u8; MIB];
+    // Leaves: silence ×3, a take, silence: the CAR holds the silent leaf once.
+    let mut bounce = silence.repeat(3);
+    bounce.extend(noise(7, MIB));
+    bounce.extend(&silence);
+    // Starts with two silent leaves the first file wrote already.
+    let mut intro = silence.repeat(2);
+    intro.extend(noise(8, MIB / 2));
+    let notes = b"verse, chorus, verse".to_vec();
+    // Paths sort "a.wav" before "bb.wav" (DAG-CBOR orders map keys by length first).
+    let files = [
+        ("a.wav", bounce.as_slice()),
+        ("bb.wav", intro.as_slice()),
+        ("notes.txt", notes.as_slice()),
+    ];
+    let c = Commit::new(&[], &files, "bounce", "2026-12-07T10:00:00+00:00");
+    let objs: Vec<&[u8]> = files.iter().map(|(_, b)| *b).collect();
+    let (s, b) = a
+        .push(
+            "alice/song",
+            &token,
+            &objs,
+            std::slice::from_ref(&c),
+            "main",
+            false,
+        )
+        .await;
+    assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
+    let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
+    let (root, secs) = sections(&car).await;
+    let silent = Id::of(&silence).raw_cid();
+    assert_eq!(
+        secs.iter().filter(|(c, ..)| *c == silent).count(),
+        1,
+        "the CAR carries the silent leaf once"
+    );
+    let work = tempfile::tempdir().unwrap();
+
+    let import = |car: &[u8], name: &str| {
+        let dir = work.path().join(name);
+        musehub(&dir, &["user", "add", "alice"]).ok();
+        let path = write_temp(work.path(), &format!("{name}.car"), car);
+        let out = musehub(
+            &dir,
+            &[
+                "car",
+                "import",
+                path.to_str().unwrap(),
+                "--repo",
+                "alice/song",
+            ],
+        )
+        .ok();
+        let export = work.path().join(format!("{name}-again.car"));
+        musehub(
+            &dir,
+            &[
+                "car",
+                "export",
+                "alice/song",
+                "-o",
+                export.to_str().unwrap(),
+                "--history",
+            ],
+        )
+        .ok();
+        let doctor = musehub(&dir, &["doctor", "--json"]);
+        assert!(doctor.status.success(), "{name}: {}", doctor.stdout);
+        (out, std::fs::read(export).unwrap())
+    };
+
+    let (out, again) = import(&car, "streamed");
+    assert!(
+        !out.stderr.contains("by index"),
+        "read in one pass: {}",
+        out.stderr
+    );
+    assert_eq!(same_blocks(&again).await, same_blocks(&car).await);
+
+    // The same blocks, last first: no leaf follows its tree.
+    let mut reversed = musehub::car::header(&[root]);
+    for (c, off, len) in secs.iter().rev() {
+        reversed.extend_from_slice(&musehub::car::section_prefix(c, *len));
+        reversed.extend_from_slice(&car[*off..off + len]);
+    }
+    let (out, again) = import(&reversed, "reversed");
+    assert!(
+        out.stderr.contains("by index"),
+        "read by index: {}",
+        out.stderr
+    );
+    assert_eq!(same_blocks(&again).await, same_blocks(&car).await);
+}

@@ -35,13 +35,24 @@ pub(crate) fn object_cid(conn: &Connection, oid: &Id) -> Result<Cid> {
 
 /// The snapshot's node CID, writing its nodes first if it has none.
 pub(crate) fn snapshot_node(conn: &Connection, sid: &Id) -> Result<Cid> {
+    snapshot_node_with(conn, sid, &std::collections::HashMap::new())
+}
+
+/// [`snapshot_node`], taking object CIDs from `known` where it has them (an import knows
+/// every object's CID: the ones it checked) rather than one lookup per manifest entry.
+pub(crate) fn snapshot_node_with(
+    conn: &Connection,
+    sid: &Id,
+    known: &std::collections::HashMap<Id, Cid>,
+) -> Result<Cid> {
     if let Some(c) = rows::snapshot_cid(conn, sid)? {
         return cid_from(&c, "snapshot");
     }
     let raw = content::snapshot_raw(conn, sid)?
         .ok_or_else(|| Error::Invalid(format!("snapshot {sid} is not on the hub")))?;
-    let blocks = dag::snapshot_blocks_from_msgpack(&raw, |oid| {
-        object_cid(conn, oid).map_err(|e| dag::Error(e.to_string()))
+    let blocks = dag::snapshot_blocks_from_msgpack(&raw, |oid| match known.get(oid) {
+        Some(cid) => Ok(*cid),
+        None => object_cid(conn, oid).map_err(|e| dag::Error(e.to_string())),
     })
     .map_err(dag_err)?;
     for b in blocks.parts.iter().chain([&blocks.root]) {
@@ -65,22 +76,31 @@ impl Hub {
     /// (say, it names an object the hub lacks) is left to the transaction, which refuses it.
     pub(crate) async fn stage_snapshot_nodes(
         &self,
-        snapshots: Vec<(Id, Vec<u8>)>,
+        snapshots: Vec<(Id, bytes::Bytes)>,
     ) -> Result<std::collections::HashMap<Id, StagedSnapshot>> {
         let mut out = std::collections::HashMap::new();
+        // Object CIDs looked up once per push: a pack's snapshots mostly name the same
+        // objects (each commit changes a few files of many).
+        let mut known: std::collections::HashMap<Id, Cid> = std::collections::HashMap::new();
         for (sid, raw) in snapshots {
-            let built = self
+            let (built, back) = self
                 .db
                 .read(move |c| {
                     if rows::snapshot_cid(c, &sid)?.is_some() {
-                        return Ok::<_, Error>(None);
+                        return Ok::<_, Error>((None, known));
                     }
-                    Ok(dag::snapshot_blocks_from_msgpack(&raw, |oid| {
-                        object_cid(c, oid).map_err(|e| dag::Error(e.to_string()))
-                    })
-                    .ok())
+                    let built = dag::snapshot_blocks_from_msgpack(&raw, |oid| {
+                        if let Some(cid) = known.get(oid) {
+                            return Ok(*cid);
+                        }
+                        let cid = object_cid(c, oid).map_err(|e| dag::Error(e.to_string()))?;
+                        known.insert(*oid, cid);
+                        Ok(cid)
+                    });
+                    Ok((built.ok(), known))
                 })
                 .await?;
+            known = back;
             let Some(built) = built else { continue };
             let root = built.root.cid;
             let blocks: Vec<(Id, bytes::Bytes)> = built

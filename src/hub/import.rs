@@ -5,20 +5,23 @@
 //! then records snapshots, commits, branches and this hub's signed ref-states. A bad CAR
 //! leaves nothing visible.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use cid::Cid;
 use futures_util::StreamExt;
 
 use super::{Hub, dag as hubdag, topo_order};
 use crate::cids::Id;
 use crate::clone::{self, CarIndex, History, Source};
+use crate::dag::RefState;
 use crate::db::content::{self, CommitRow};
 use crate::db::repos;
 use crate::db::{dag as rows, users};
 use crate::storage::Staged;
+
+use super::stream_import::{StreamError, Streamed, object_error};
 
 /// What an import did.
 #[derive(Debug, Clone)]
@@ -45,6 +48,17 @@ pub struct ImportOptions {
 /// Objects stored at once.
 const OBJECTS_IN_FLIGHT: usize = 3;
 
+/// What an import gathered before anything is recorded: the checked history, its
+/// ref-states (newest first), the objects stored, and those the hub held.
+#[derive(Debug)]
+struct Gathered {
+    hist: History,
+    states: Vec<(Cid, RefState)>,
+    staged: Vec<Staged>,
+    held: BTreeSet<Id>,
+    bytes: u64,
+}
+
 impl Hub {
     /// Stores one object from the CAR through the store's writer (which checks its bytes
     /// against `oid` and chunks them by this hub's profile) and checks that the result has
@@ -56,12 +70,19 @@ impl Hub {
             let data = src.piece(piece, oid).await?;
             w.write_bytes(data).await?;
         }
-        let staged = w.finish().await.map_err(|e| match e {
-            crate::storage::Error::HashMismatch { .. } => anyhow!(
-                "object {oid}: its blocks in the CAR do not hash to its id (a damaged or forged block)"
-            ),
-            e => e.into(),
-        })?;
+        let staged = w.finish().await.map_err(|e| object_error(oid, e))?;
+        self.check_object_cid(&staged, oid, cid).await?;
+        Ok(staged)
+    }
+
+    /// Checks that an object stored from a CAR has the CID the CAR links (this hub rebuilt
+    /// its tree by its own profile).
+    pub(super) async fn check_object_cid(
+        &self,
+        staged: &Staged,
+        oid: &Id,
+        cid: &Cid,
+    ) -> Result<()> {
         let ours = match staged.root() {
             Some(root) => root,
             // Already held: its CID is the one recorded then.
@@ -76,10 +97,12 @@ impl Hub {
                 "object {oid} is linked as {cid}, but this hub's unixfs-v1-2025 layout gives {ours}"
             );
         }
-        Ok(staged)
+        Ok(())
     }
 
-    /// Imports `path` into `target` (`owner/slug`), or into the repo its ref-states name.
+    /// Imports the CAR at `path` into `target` (`owner/slug`), or into the repo its
+    /// ref-states name. One pass when its blocks are in depth-first order (as this hub and
+    /// `ipfs dag export` write them), else by index.
     pub async fn import_car(
         &self,
         path: &Path,
@@ -87,11 +110,144 @@ impl Hub {
         opts: &ImportOptions,
         progress: &(dyn Fn(u64, usize, usize) + Sync),
     ) -> Result<ImportReport> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        let gathered = match self.stream_car(file, progress).await {
+            Ok(streamed) => self.check_streamed(streamed, opts).await?,
+            Err(StreamError::Bad(e)) => return Err(e.context(path.display().to_string())),
+            Err(StreamError::Order(why)) => {
+                tracing::info!(target: "musehub::import", %why, "reading the CAR by index instead");
+                self.gather_indexed(path, opts, progress).await?
+            }
+        };
+        self.record_import(gathered, target, opts).await
+    }
+
+    /// Imports a CAR as it arrives (another hub's answer) into `target`, in one pass;
+    /// [`StreamError::Order`] when its blocks are not in depth-first order.
+    pub(crate) async fn import_car_stream<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        reader: R,
+        target: &str,
+        opts: &ImportOptions,
+    ) -> std::result::Result<ImportReport, StreamError> {
+        let streamed = self.stream_car(reader, &|_, _, _| {}).await?;
+        let gathered = self.check_streamed(streamed, opts).await?;
+        Ok(self.record_import(gathered, Some(target), opts).await?)
+    }
+
+    /// The history of a streamed CAR, checked from its nodes; every object it names came or
+    /// is held.
+    async fn check_streamed(&self, s: Streamed, opts: &ImportOptions) -> Result<Gathered> {
+        let src = Source::Blocks(s.nodes);
+        let hist = clone::load(&src, s.root, true, &opts.stop).await?;
+        let stored: HashSet<Id> = s.staged.iter().map(Staged::object_id).collect();
+        if let Some((oid, cid)) = hist
+            .objects
+            .iter()
+            .find(|(o, _)| !stored.contains(o) && !s.held.contains(o))
+        {
+            bail!("object {oid} ({cid}) is not in the CAR");
+        }
+        // Objects of commits the walk stopped before are not the import's.
+        let staged: Vec<Staged> = s
+            .staged
+            .into_iter()
+            .filter(|o| hist.objects.contains_key(&o.object_id()))
+            .collect();
+        let held = s
+            .held
+            .into_iter()
+            .filter(|o| hist.objects.contains_key(o))
+            .collect();
+        let bytes = staged.iter().map(Staged::size).sum();
+        Ok(Gathered {
+            hist,
+            states: s.states,
+            staged,
+            held,
+            bytes,
+        })
+    }
+
+    /// Indexes the CAR at `path`, then stores the objects its history names.
+    async fn gather_indexed(
+        &self,
+        path: &Path,
+        opts: &ImportOptions,
+        progress: &(dyn Fn(u64, usize, usize) + Sync),
+    ) -> Result<Gathered> {
         let car = CarIndex::open_for_import(path).await?;
         let head = car.roots[0];
         let states = clone::ref_states_in(&car).await?;
         let src = Source::Car(car);
         let hist = clone::load(&src, head, true, &opts.stop).await?;
+        // Objects the hub already holds under the same CID are not read again (an
+        // incremental CAR leaves them out); the repo only gains them.
+        let wanted: Vec<(Id, Cid)> = hist.objects.iter().map(|(o, c)| (*o, *c)).collect();
+        let held: BTreeSet<Id> = self
+            .db
+            .read(move |c| {
+                let mut out = BTreeSet::new();
+                for (oid, cid) in &wanted {
+                    if content::object(c, oid)?.is_some()
+                        && hubdag::object_cid(c, oid).ok() == Some(*cid)
+                    {
+                        out.insert(*oid);
+                    }
+                }
+                Ok::<_, crate::db::Error>(out)
+            })
+            .await?;
+        // Objects: stored, chunked by this hub's profile, and checked to give the same CIDs.
+        // A few objects at a time: hashing one while another waits on the disk.
+        let count = hist.objects.len() - held.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let written = std::sync::atomic::AtomicU64::new(0);
+        let src = &src;
+        let results: Vec<Result<Staged>> =
+            futures_util::stream::iter(hist.objects.iter().filter(|(o, _)| !held.contains(o)))
+                .map(|(oid, cid)| {
+                    let (done, written) = (&done, &written);
+                    async move {
+                        let r = self.store_object(src, oid, cid).await?;
+                        let b = written.fetch_add(r.size(), std::sync::atomic::Ordering::Relaxed)
+                            + r.size();
+                        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        progress(b, n, count);
+                        Ok(r)
+                    }
+                })
+                .buffer_unordered(OBJECTS_IN_FLIGHT)
+                .collect()
+                .await;
+        let staged = results.into_iter().collect::<Result<Vec<_>>>()?;
+        Ok(Gathered {
+            hist,
+            states,
+            staged,
+            held,
+            bytes: written.into_inner(),
+        })
+    }
+
+    /// Checks the ref-states, then records the gathered objects and history in the target
+    /// repo (made when new).
+    async fn record_import(
+        &self,
+        gathered: Gathered,
+        target: Option<&str>,
+        opts: &ImportOptions,
+    ) -> Result<ImportReport> {
+        let Gathered {
+            hist,
+            states,
+            staged,
+            held,
+            bytes,
+        } = gathered;
+        let count = staged.len();
         for (cid, s) in &states {
             let signer: libp2p::PeerId = s
                 .signatures
@@ -143,47 +299,6 @@ impl Hub {
                 "there is no user {owner:?} on this hub; create it first with: musehub user add {owner}"
             );
         };
-        // Objects the hub already holds under the same CID are not read again (an
-        // incremental CAR leaves them out); the repo only gains them.
-        let wanted: Vec<(Id, Cid)> = hist.objects.iter().map(|(o, c)| (*o, *c)).collect();
-        let held: BTreeSet<Id> = self
-            .db
-            .read(move |c| {
-                let mut out = BTreeSet::new();
-                for (oid, cid) in &wanted {
-                    if content::object(c, oid)?.is_some()
-                        && hubdag::object_cid(c, oid).ok() == Some(*cid)
-                    {
-                        out.insert(*oid);
-                    }
-                }
-                Ok::<_, crate::db::Error>(out)
-            })
-            .await?;
-        // Objects: stored, chunked by this hub's profile, and checked to give the same CIDs.
-        // A few objects at a time: hashing one while another waits on the disk.
-        let count = hist.objects.len() - held.len();
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let written = std::sync::atomic::AtomicU64::new(0);
-        let src = &src;
-        let results: Vec<Result<Staged>> =
-            futures_util::stream::iter(hist.objects.iter().filter(|(o, _)| !held.contains(o)))
-                .map(|(oid, cid)| {
-                    let (done, written) = (&done, &written);
-                    async move {
-                        let r = self.store_object(src, oid, cid).await?;
-                        let b = written.fetch_add(r.size(), std::sync::atomic::Ordering::Relaxed)
-                            + r.size();
-                        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        progress(b, n, count);
-                        Ok(r)
-                    }
-                })
-                .buffer_unordered(OBJECTS_IN_FLIGHT)
-                .collect()
-                .await;
-        let staged = results.into_iter().collect::<Result<Vec<_>>>()?;
-        let bytes = written.into_inner();
         let domain = states
             .first()
             .map(|(_, s)| s.domain.clone())
@@ -297,8 +412,11 @@ fn record(
         content::add_shallow(tx, rid, c, p)?;
     }
     // This hub's own nodes must be the ones that came in: same rules, same CIDs.
+    // Object CIDs as checked by this import (each object rebuilt by this hub's profile to
+    // the CID the CAR links), or as recorded for those the hub held.
+    let known: HashMap<Id, Cid> = hist.objects.iter().map(|(o, c)| (*o, *c)).collect();
     for s in hist.snapshots.values() {
-        let ours = hubdag::snapshot_node(tx, &s.id)?;
+        let ours = hubdag::snapshot_node_with(tx, &s.id, &known)?;
         if ours != s.cid {
             bail!(
                 "snapshot {} came as {}, but this hub builds {ours}",

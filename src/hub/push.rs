@@ -48,7 +48,7 @@ impl Hub {
         }
         // Snapshot nodes can be large: they become durable files before the transaction,
         // which then records small rows only.
-        let snaps: Vec<(Id, Vec<u8>)> = pack
+        let snaps: Vec<(Id, Bytes)> = pack
             .snapshots
             .iter()
             .map(|(s, _, raw)| (*s, raw.clone()))
@@ -86,7 +86,7 @@ struct Pack {
     /// Commits with their verbatim msgpack record.
     commits: Vec<(CommitRow, Vec<u8>)>,
     /// Snapshots: id, manifest object ids, verbatim record.
-    snapshots: Vec<(Id, Vec<Id>, Vec<u8>)>,
+    snapshots: Vec<(Id, Vec<Id>, Bytes)>,
     objects: Vec<(Id, Vec<u8>)>,
 }
 
@@ -109,7 +109,7 @@ impl Pack {
                 .into());
             }
             let oids = s.manifest.into_iter().map(|(_, o)| o).collect();
-            snapshots.push((s.snapshot_id, oids, s.raw));
+            snapshots.push((s.snapshot_id, oids, Bytes::from(s.raw)));
         }
         for c in &push.commits {
             let r = &c.row;

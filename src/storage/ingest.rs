@@ -44,6 +44,18 @@ impl Staged {
         self.imported.size
     }
 
+    pub fn object_id(&self) -> Id {
+        self.imported.object_id
+    }
+
+    /// The leaves of a new object stored whole: (digest, offset in its file, length).
+    pub fn whole_leaves(&self) -> impl Iterator<Item = (Id, u64, u64)> + '_ {
+        self.imported
+            .blocks
+            .iter()
+            .filter_map(|b| b.offset.map(|o| (b.digest, o, b.size)))
+    }
+
     /// The dag-pb root of a multi-chunk object this hub had not held before.
     pub fn root(&self) -> Option<Cid> {
         self.imported.root

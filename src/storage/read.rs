@@ -71,6 +71,13 @@ impl Store {
         self.read_at(&file, offset, row.size as usize).map(Some)
     }
 
+    /// `len` bytes at `offset` of a whole object's file, recorded or only staged (an import
+    /// reads back a leaf that an earlier object of the same CAR also has).
+    pub fn read_object_range_blocking(&self, oid: &Id, offset: u64, len: usize) -> Result<Bytes> {
+        let file = std::fs::File::open(self.object_path(oid))?;
+        self.read_at(&file, offset, len)
+    }
+
     /// Reads exactly `len` bytes at `offset` into a pooled buffer.
     fn read_at(&self, file: &std::fs::File, offset: u64, len: usize) -> Result<Bytes> {
         let mut buf = self.buffers.take(len);

@@ -245,6 +245,32 @@ impl ObjectWriter {
         Ok(())
     }
 
+    /// Bytes this writer has taken already, read back from its file: a leaf that repeats
+    /// within one object comes once in a CAR. `None` unless the range lies within leaves
+    /// already handed to the file (a large object only).
+    pub async fn reread(&mut self, offset: u64, len: usize) -> Result<Option<Bytes>> {
+        let Some(whole) = &self.whole else {
+            return Ok(None);
+        };
+        if offset + len as u64 > whole.next {
+            return Ok(None);
+        }
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        let Some(whole) = &self.whole else {
+            return Ok(None);
+        };
+        let file = whole.file.clone();
+        let data = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0; len];
+            file.read_exact_at(&mut buf, offset).map(|()| buf)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(Some(Bytes::from(data)))
+    }
+
     /// Checks length and hash and finishes the tree; a large object's file is made durable
     /// under its id. Returns the object for an [`super::Ingest`] session to record.
     pub async fn finish(mut self) -> Result<super::Staged> {
