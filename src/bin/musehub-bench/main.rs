@@ -22,21 +22,22 @@
 //! - **push MB/s**: object bytes / wall time of one whole `muse push` as the CLI makes it:
 //!   after `filter-objects`, `push/objects` in batches of 400 objects with 4 in flight (each
 //!   body streamed with an exact `Content-Length`), then one `push` of every commit and
-//!   snapshot. Target: at least 0.4 × SHA-256 MB/s.
+//!   snapshot. Target: at least 0.5 × SHA-256 MB/s (each byte is hashed twice).
 //! - **fetch MB/s**: object bytes / total time of fetching the history one commit at a time
 //!   (`fetch {want: [k], have: [k-1]}`, as incremental pulls do), request sent to last byte
 //!   read. Every answer is checked afterwards: `Content-Length` within the CLI's 64 MiB cap,
 //!   exactly the objects new in commit k, each hashing to its id. Target: at least
-//!   0.5 × SHA-256 MB/s.
+//!   1.0 × SHA-256 MB/s (a read need not hash).
 //! - **CAR export MB/s**: object bytes / time of `GET commits/main/car?history=full` (the
 //!   whole history as one CARv1, every block once) written to a file, over loopback HTTP.
 //!   **CAR import MB/s**: object bytes / wall time of `musehub car import` of that file into a
-//!   fresh data directory (index pass checking every block's CID, id recomputation, objects
-//!   re-chunked and stored, one transaction). Target for both: at least 0.5 × SHA-256 MB/s.
+//!   fresh data directory (one pass: nodes checked, objects re-chunked and stored as they
+//!   come, ids recomputed, one transaction). Targets: export at least 1.0 ×, import at least
+//!   0.5 × SHA-256 MB/s.
 //! - **filter-objects ms**: one request of `--filter-ids` ids, half held by the repo and half
 //!   absent, end to end; the median and worst of 5. Target: median at most 100 ms.
 //! - **peak server RSS**: `VmHWM` of the hub process after all of the above. Target: at most
-//!   150 MB.
+//!   100 MB.
 //! - **inline vs file writes**: 2,000 objects of 16 KiB imported through the block store's
 //!   inline path in batches of 400 (as `push/objects` does), versus written as durable block
 //!   files (the path of blocks over [`musehub::storage::INLINE_MAX`]). Objects per second;
@@ -80,10 +81,13 @@ const FILTER_RUNS: usize = 5;
 const DISK_OBJECTS: usize = 2_000;
 const DISK_OBJECT_SIZE: usize = 16 * 1024;
 
-const TARGET_PUSH_RATIO: f64 = 0.4;
-const TARGET_FETCH_RATIO: f64 = 0.5;
-const TARGET_CAR_RATIO: f64 = 0.5;
-const TARGET_RSS_MB: f64 = 150.0;
+// The goals of the block-store issue: ingest at half the speed of one SHA-256 core (each
+// byte is hashed twice), reads at its full speed (a read need not hash).
+const TARGET_PUSH_RATIO: f64 = 0.5;
+const TARGET_FETCH_RATIO: f64 = 1.0;
+const TARGET_EXPORT_RATIO: f64 = 1.0;
+const TARGET_IMPORT_RATIO: f64 = 0.5;
+const TARGET_RSS_MB: f64 = 100.0;
 const TARGET_FILTER_MS: f64 = 100.0;
 /// Hub CPU per GB pushed, as a multiple of the two-hash floor.
 const TARGET_FLOOR_RATIO: f64 = 1.3;
@@ -1197,8 +1201,8 @@ impl Report<'_> {
                     mb(self.car.bytes)
                 ),
                 format!(
-                    ">= {TARGET_CAR_RATIO:.2} x  {}",
-                    verdict(export_ratio >= TARGET_CAR_RATIO)
+                    ">= {TARGET_EXPORT_RATIO:.2} x  {}",
+                    verdict(export_ratio >= TARGET_EXPORT_RATIO)
                 ),
             ],
             [
@@ -1213,8 +1217,8 @@ impl Report<'_> {
                     self.car.import_rate()
                 ),
                 format!(
-                    ">= {TARGET_CAR_RATIO:.2} x  {}",
-                    verdict(import_ratio >= TARGET_CAR_RATIO)
+                    ">= {TARGET_IMPORT_RATIO:.2} x  {}",
+                    verdict(import_ratio >= TARGET_IMPORT_RATIO)
                 ),
             ],
             [
@@ -1337,8 +1341,8 @@ impl Report<'_> {
             "car_export_cpu": self.car.export_cpu.json(),
             "car_import_mb_s": self.car.import_rate(),
             "car_import_ratio": self.car.import_rate() / self.sha_rate,
-            "car_ok": self.car.export_rate().min(self.car.import_rate()) / self.sha_rate
-                >= TARGET_CAR_RATIO,
+            "car_ok": self.car.export_rate() / self.sha_rate >= TARGET_EXPORT_RATIO
+                && self.car.import_rate() / self.sha_rate >= TARGET_IMPORT_RATIO,
         });
         if let (Some(v), serde_json::Value::Object(car)) = (v.as_object_mut(), car) {
             v.extend(car);
