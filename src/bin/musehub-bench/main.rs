@@ -38,6 +38,10 @@
 //!   absent, end to end; the median and worst of 5. Target: median at most 100 ms.
 //! - **peak server RSS**: `VmHWM` of the hub process after all of the above. Target: at most
 //!   100 MB.
+//! - **N pushes + replica**: `--concurrent-pushes` histories (`--size` split between them,
+//!   another owner) pushed at once to a fresh hub while a fresh replica following that owner
+//!   syncs each as it lands; both hubs' peak RSS, and the time until the replica serves
+//!   every pushed head. Target: both peaks at most 100 MB.
 //! - **inline vs file writes**: 2,000 objects of 16 KiB imported through the block store's
 //!   inline path in batches of 400 (as `push/objects` does), versus written as durable block
 //!   files (the path of blocks over [`musehub::storage::INLINE_MAX`]). Objects per second;
@@ -120,6 +124,11 @@ struct Args {
     /// leaves it out.
     #[arg(long, default_value_t = 1_000, value_name = "N")]
     small_commits: usize,
+    /// Pushes run at once (another owner's repos, `--size` split between them) while a
+    /// replica that follows that owner syncs them; the peak RSS of both hubs over that phase
+    /// is reported. 0 leaves it out.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrent_pushes: usize,
     /// Seed of the generated history; the same seed gives the same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -458,6 +467,25 @@ fn run(args: Args) -> Result<()> {
         None
     };
 
+    let load = if args.concurrent_pushes > 0 {
+        progress(format!(
+            "[4d/9] {} pushes at once to a fresh hub while a replica syncs them",
+            args.concurrent_pushes
+        ));
+        let l = concurrent_pushes(&exe, &work.path, &rt, &api.client, &args, size, max_commit)?;
+        progress(format!(
+            "      {:.1} MB in {:.1} s, replica caught up after {:.1} s; peak RSS: hub {:.0} MB, replica {:.0} MB",
+            mb(l.bytes),
+            l.pushes.as_secs_f64(),
+            l.caught_up.as_secs_f64(),
+            l.hub_mb,
+            l.replica_mb
+        ));
+        Some(l)
+    } else {
+        None
+    };
+
     progress("[5/9] CAR export of the whole history over HTTP (history=full)");
     let car_path = work.path.join("history.car");
     let before = Cpu::now(&hub);
@@ -571,6 +599,18 @@ fn run(args: Args) -> Result<()> {
             verdict(s.ratio() <= 1.2)
         );
     }
+    if let Some(l) = &load {
+        println!(
+            "{} pushes + replica    peak RSS hub {:.0} MB, replica {:.0} MB (target <= {TARGET_RSS_MB:.0} MB each, {}); {:.1} MB pushed in {:.1} s, replica caught up after {:.1} s",
+            args.concurrent_pushes,
+            l.hub_mb,
+            l.replica_mb,
+            verdict(l.hub_mb.max(l.replica_mb) <= TARGET_RSS_MB),
+            mb(l.bytes),
+            l.pushes.as_secs_f64(),
+            l.caught_up.as_secs_f64()
+        );
+    }
     if args.json {
         println!("{}", report.json());
         println!(
@@ -614,8 +654,24 @@ fn replica_catchup(
     child::admin(exe, dir, &["peer", "add", origin, "--owner", owner])?;
     let t = Instant::now();
     let replica = child::Hub::start(exe, dir)?;
+    let done = wait_caught_up(&replica, origin, t, rt, client)?;
+    let log = replica.stop();
+    if !log.is_empty() {
+        eprintln!("bench: the replica logged: {}", log.join("\n  "));
+    }
+    Ok(done)
+}
+
+/// Waits until `replica` reports `origin` active with no lag; returns the time since `t`.
+fn wait_caught_up(
+    replica: &child::Hub,
+    origin: &str,
+    t: Instant,
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+) -> Result<Duration> {
     let origin = origin.trim_end_matches('/').to_owned();
-    let done = rt.block_on(async {
+    rt.block_on(async {
         loop {
             let text = client
                 .get(format!("{}/metrics", replica.url.trim_end_matches('/')))
@@ -636,12 +692,117 @@ fn replica_catchup(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    })
+}
+
+/// Whether the repo at `base` answers `GET refs` with `main` at `tip`.
+async fn serves_head(client: &reqwest::Client, base: &str, tip: &Id) -> bool {
+    let Ok(res) = client.get(format!("{base}/refs")).send().await else {
+        return false;
+    };
+    let Ok(v) = answer("refs", res).await else {
+        return false;
+    };
+    let field = |v: &Value, k: &str| -> Option<Value> {
+        v.as_map()?
+            .iter()
+            .find(|(key, _)| key.as_str() == Some(k))
+            .map(|(_, v)| v.clone())
+    };
+    field(&v, "branch_heads")
+        .and_then(|h| field(&h, "main"))
+        .and_then(|m| m.as_str().map(|s| s == tip.to_hex()))
+        .unwrap_or(false)
+}
+
+/// The owner of the concurrent pushes' repos.
+const LOAD_OWNER: &str = "band";
+
+/// Figures of the concurrent phase.
+#[derive(Debug)]
+struct LoadFigures {
+    bytes: u64,
+    /// Until the last push finished.
+    pushes: Duration,
+    /// Until the replica reported no lag.
+    caught_up: Duration,
+    hub_mb: f64,
+    replica_mb: f64,
+}
+
+/// `--concurrent-pushes` histories (`--size` split between them) pushed at once to a fresh
+/// hub, while a replica that follows their owner syncs each as its push lands. Both hubs
+/// start for this phase, so their peaks are this phase's own.
+fn concurrent_pushes(
+    exe: &Path,
+    work: &Path,
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    args: &Args,
+    size: u64,
+    max_commit: u64,
+) -> Result<LoadFigures> {
+    let n = args.concurrent_pushes;
+    let (mut hub, token) = child::hub_with_owner(exe, &work.join("load-hub"), LOAD_OWNER)?;
+    let each = (size / n as u64).max(1);
+    let repos: Vec<Repo> = (0..n)
+        .map(|i| synth::generate(args.seed + 1 + i as u64, each, max_commit))
+        .collect();
+    let bytes = repos.iter().map(|r| r.total_bytes).sum();
+    let replica_dir = work.join("load-replica");
+    child::admin(
+        exe,
+        &replica_dir,
+        &["peer", "add", &hub.url, "--owner", LOAD_OWNER],
+    )?;
+    let replica = child::Hub::start(exe, &replica_dir)?;
+    let t = Instant::now();
+    rt.block_on(futures_util::future::try_join_all(
+        repos.iter().enumerate().map(|(i, repo)| {
+            let api = Api {
+                client: client.clone(),
+                base: format!("{}/{LOAD_OWNER}/take-{i}", hub.url.trim_end_matches('/')),
+                token: token.clone(),
+            };
+            async move { push(&api, repo).await }
+        }),
+    ))?;
+    let pushes = t.elapsed();
+    // Caught up when the replica serves every repo at its pushed head.
+    let caught_up = rt.block_on(async {
+        for (i, repo) in repos.iter().enumerate() {
+            let tip = repo.commits.last().map(|c| c.id).context("no commits")?;
+            let base = format!(
+                "{}/{LOAD_OWNER}/take-{i}",
+                replica.url.trim_end_matches('/')
+            );
+            while !serves_head(client, &base, &tip).await {
+                if t.elapsed() > Duration::from_secs(3600) {
+                    bail!("the replica did not catch up within an hour");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok::<_, anyhow::Error>(t.elapsed())
     })?;
-    let log = replica.stop();
-    if !log.is_empty() {
-        eprintln!("bench: the replica logged: {}", log.join("\n  "));
+    let kib = |k: u64| k as f64 * 1024.0 / 1e6;
+    let figures = LoadFigures {
+        bytes,
+        pushes,
+        caught_up,
+        hub_mb: kib(hub.peak_rss_kib()?),
+        replica_mb: kib(replica.peak_rss_kib()?),
+    };
+    hub.check_alive()?;
+    for (who, log) in [("hub", hub.stop()), ("replica", replica.stop())] {
+        if !log.is_empty() {
+            eprintln!(
+                "bench: the {who} of the concurrent pushes logged: {}",
+                log.join("\n  ")
+            );
+        }
     }
-    Ok(done)
+    Ok(figures)
 }
 
 /// The owner of the sketchbook history.
