@@ -103,6 +103,33 @@ async fn sections(car: &[u8]) -> (cid::Cid, Vec<(cid::Cid, usize, usize)>) {
     (root, out)
 }
 
+/// Makes user `owner` and the public repo `owner/slug`, and pushes one commit of `files` to
+/// its `main`; returns the commit.
+async fn push_one_commit(
+    a: &TestHub,
+    repo: &str,
+    files: &[(&str, &[u8])],
+    message: &str,
+) -> Commit {
+    let (owner, slug) = repo.split_once('/').expect("owner/slug");
+    let token = a.user(owner).await;
+    a.repo(owner, slug, false).await;
+    let c = Commit::new(&[], files, message, "2026-11-24T10:00:00+00:00");
+    let objects: Vec<&[u8]> = files.iter().map(|(_, b)| *b).collect();
+    let (s, b) = a
+        .push(
+            repo,
+            &token,
+            &objects,
+            std::slice::from_ref(&c),
+            "main",
+            false,
+        )
+        .await;
+    assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
+    c
+}
+
 fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
@@ -677,8 +704,6 @@ async fn a_300_mib_repo_is_cloned_through_the_car_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_manifest_is_split_into_file_parts_that_export_and_clone() {
     let a = TestHub::spawn().await;
-    let token = a.user("alice").await;
-    a.repo("alice", "takes", false).await;
     let files: Vec<(String, Vec<u8>)> = (0..3000)
         .map(|i| {
             (
@@ -687,23 +712,11 @@ async fn a_large_manifest_is_split_into_file_parts_that_export_and_clone() {
             )
         })
         .collect();
-    let objects: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))
         .collect();
-    let c = Commit::new(&[], &refs, "3000 takes", "2026-11-24T12:00:00+00:00");
-    let (s, b) = a
-        .push(
-            "alice/takes",
-            &token,
-            &objects,
-            std::slice::from_ref(&c),
-            "main",
-            false,
-        )
-        .await;
-    assert!(s.is_success(), "{}", String::from_utf8_lossy(&b));
+    let c = push_one_commit(&a, "alice/takes", &refs, "3000 takes").await;
     let car = get_car(&a, "/alice/takes/commits/main/car").await;
     let (root, secs) = sections(&car).await;
     let parts = secs
@@ -804,8 +817,6 @@ async fn clone_and_verify_through_the_hubs_ipns_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn car_import_killed_midway_leaves_nothing_half_recorded() {
     let a = TestHub::spawn().await;
-    let token = a.user("alice").await;
-    a.repo("alice", "song", false).await;
     let stems: Vec<Vec<u8>> = (0..8).map(|i| noise(100 + i, 5 * MIB)).collect();
     let files: Vec<(String, &[u8])> = stems
         .iter()
@@ -813,19 +824,7 @@ async fn car_import_killed_midway_leaves_nothing_half_recorded() {
         .map(|(i, s)| (format!("stems/{i}.wav"), s.as_slice()))
         .collect();
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), *b)).collect();
-    let c = Commit::new(&[], &refs, "eight stems", "2026-11-24T10:00:00+00:00");
-    let objs: Vec<&[u8]> = stems.iter().map(Vec::as_slice).collect();
-    let (s, b) = a
-        .push(
-            "alice/song",
-            &token,
-            &objs,
-            std::slice::from_ref(&c),
-            "main",
-            false,
-        )
-        .await;
-    assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
+    push_one_commit(&a, "alice/song", &refs, "eight stems").await;
     let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
     let work = tempfile::tempdir().unwrap();
     let path = write_temp(work.path(), "song.car", &car);
@@ -928,8 +927,6 @@ async fn same_blocks(car: &[u8]) -> (cid::Cid, BTreeSet<cid::Cid>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn car_import_streams_depth_first_cars_and_indexes_any_other_order() {
     let a = TestHub::spawn().await;
-    let token = a.user("alice").await;
-    a.repo("alice", "song", false).await;
     let silence = vec![0u8; MIB];
     // Leaves: silence ×3, a take, silence: the CAR holds the silent leaf once.
     let mut bounce = silence.repeat(3);
@@ -945,19 +942,7 @@ async fn car_import_streams_depth_first_cars_and_indexes_any_other_order() {
         ("bb.wav", intro.as_slice()),
         ("notes.txt", notes.as_slice()),
     ];
-    let c = Commit::new(&[], &files, "bounce", "2026-12-07T10:00:00+00:00");
-    let objs: Vec<&[u8]> = files.iter().map(|(_, b)| *b).collect();
-    let (s, b) = a
-        .push(
-            "alice/song",
-            &token,
-            &objs,
-            std::slice::from_ref(&c),
-            "main",
-            false,
-        )
-        .await;
-    assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
+    push_one_commit(&a, "alice/song", &files, "bounce").await;
     let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
     let (root, secs) = sections(&car).await;
     let silent = Id::of(&silence).raw_cid();
