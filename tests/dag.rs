@@ -542,8 +542,6 @@ async fn bad_cars_are_refused_and_nothing_is_imported() {
     push_song(&a, "alice/song").await;
     let car = get_car(&a, "/alice/song/commits/main/car?history=full").await;
     let (root, secs) = sections(&car).await;
-    let b = TestHub::spawn().await;
-    musehub(b.data_dir(), &["user", "add", "alice"]).ok();
     let work = tempfile::tempdir().unwrap();
 
     let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
@@ -584,6 +582,10 @@ async fn bad_cars_are_refused_and_nothing_is_imported() {
     cases.push(("cycle", cyclic, "do not hash"));
 
     for (what, bytes, expect) in cases {
+        // A hub of its own per case: objects a refused import checked and stored stay (unseen,
+        // in no repo), and a later import may rightly take them as held.
+        let b = TestHub::spawn().await;
+        musehub(b.data_dir(), &["user", "add", "alice"]).ok();
         let p = write_temp(work.path(), "bad.car", &bytes);
         let out = musehub(
             b.data_dir(),

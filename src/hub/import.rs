@@ -5,7 +5,7 @@
 //! then records snapshots, commits, branches and this hub's signed ref-states. A bad CAR
 //! leaves nothing visible.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -48,15 +48,18 @@ pub struct ImportOptions {
 /// Objects stored at once.
 const OBJECTS_IN_FLIGHT: usize = 3;
 
-/// What an import gathered before anything is recorded: the checked history, its
-/// ref-states (newest first), the objects stored, and those the hub held.
+/// What an import gathered before the repo shows any of it: the checked history, its
+/// ref-states (newest first), the objects it stored (recorded, joining no repo yet) and
+/// those the hub held, all to be attached to the repo.
 #[derive(Debug)]
 struct Gathered {
     hist: History,
     states: Vec<(Cid, RefState)>,
-    staged: Vec<Staged>,
-    held: BTreeSet<Id>,
+    /// Objects stored by this import, and their bytes.
+    stored: usize,
     bytes: u64,
+    /// Every object of the history: stored now or held before.
+    attach: BTreeSet<Id>,
 }
 
 impl Hub {
@@ -142,32 +145,28 @@ impl Hub {
     async fn check_streamed(&self, s: Streamed, opts: &ImportOptions) -> Result<Gathered> {
         let src = Source::Blocks(s.nodes);
         let hist = clone::load(&src, s.root, true, &opts.stop).await?;
-        let stored: HashSet<Id> = s.staged.iter().map(Staged::object_id).collect();
         if let Some((oid, cid)) = hist
             .objects
             .iter()
-            .find(|(o, _)| !stored.contains(o) && !s.held.contains(o))
+            .find(|(o, _)| !s.stored.contains_key(o) && !s.held.contains(o))
         {
             bail!("object {oid} ({cid}) is not in the CAR");
         }
-        // Objects of commits the walk stopped before are not the import's.
-        let staged: Vec<Staged> = s
-            .staged
-            .into_iter()
-            .filter(|o| hist.objects.contains_key(&o.object_id()))
+        // Objects of commits the walk stopped before are not the import's (they stay
+        // unattached, as a refused import's objects do).
+        let ours: Vec<(&Id, &u64)> = s
+            .stored
+            .iter()
+            .filter(|(o, _)| hist.objects.contains_key(o))
             .collect();
-        let held = s
-            .held
-            .into_iter()
-            .filter(|o| hist.objects.contains_key(o))
-            .collect();
-        let bytes = staged.iter().map(Staged::size).sum();
+        let (stored, bytes) = (ours.len(), ours.iter().map(|(_, b)| **b).sum());
+        let attach = hist.objects.keys().copied().collect();
         Ok(Gathered {
             hist,
             states: s.states,
-            staged,
-            held,
+            stored,
             bytes,
+            attach,
         })
     }
 
@@ -206,7 +205,7 @@ impl Hub {
         let done = std::sync::atomic::AtomicUsize::new(0);
         let written = std::sync::atomic::AtomicU64::new(0);
         let src = &src;
-        let results: Vec<Result<Staged>> =
+        let mut stored =
             futures_util::stream::iter(hist.objects.iter().filter(|(o, _)| !held.contains(o)))
                 .map(|(oid, cid)| {
                     let (done, written) = (&done, &written);
@@ -216,19 +215,24 @@ impl Hub {
                             + r.size();
                         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         progress(b, n, count);
-                        Ok(r)
+                        Ok::<_, anyhow::Error>(r)
                     }
                 })
-                .buffer_unordered(OBJECTS_IN_FLIGHT)
-                .collect()
-                .await;
-        let staged = results.into_iter().collect::<Result<Vec<_>>>()?;
+                .buffer_unordered(OBJECTS_IN_FLIGHT);
+        // Recorded as they come (joining no repo yet), so memory holds one batch at most.
+        let mut ingest = self.store.ingest_unattached();
+        while let Some(staged) = stored.next().await {
+            ingest.add(staged?).await?;
+        }
+        drop(stored);
+        ingest.commit().await?;
+        let attach = hist.objects.keys().copied().collect();
         Ok(Gathered {
             hist,
             states,
-            staged,
-            held,
+            stored: count,
             bytes: written.into_inner(),
+            attach,
         })
     }
 
@@ -243,11 +247,10 @@ impl Hub {
         let Gathered {
             hist,
             states,
-            staged,
-            held,
+            stored,
             bytes,
+            attach,
         } = gathered;
-        let count = staged.len();
         for (cid, s) in &states {
             let signer: libp2p::PeerId = s
                 .signatures
@@ -338,17 +341,11 @@ impl Hub {
             }
         };
 
-        let mut ingest = self.store.ingest(repo.id);
-        for object in staged {
-            ingest.add(object).await?;
-        }
-        ingest.commit().await?;
-
         let report = ImportReport {
             repo: format!("{}/{}", repo.owner, repo.slug),
             commits: hist.commits.len(),
             snapshots: hist.snapshots.len(),
-            objects: count,
+            objects: stored,
             bytes,
             branches: branches.clone(),
             missing_parents: hist.missing_parents.len(),
@@ -356,8 +353,17 @@ impl Hub {
         let key = self.signer.clone();
         self.db
             .write(move |tx| {
-                for oid in &held {
-                    content::add_repo_object(tx, repo.id, oid)?;
+                let mut added = 0u64;
+                for oid in &attach {
+                    added += u64::from(content::add_repo_object(tx, repo.id, oid)?);
+                }
+                if added > 0 {
+                    crate::db::events::record(
+                        tx,
+                        repo.id,
+                        crate::db::events::Kind::ObjectsStored,
+                        &added.to_string(),
+                    )?;
                 }
                 record(tx, &repo, &hist, &branches, &key)
             })

@@ -27,7 +27,7 @@ use crate::car::CarReader;
 use crate::cids::{self, DAG_CBOR, DAG_PB, Id, RAW};
 use crate::clone::MAX_SECTION;
 use crate::dag::{self, Entry, RefState};
-use crate::storage::{ObjectWriter, Staged, unixfs};
+use crate::storage::{Ingest, ObjectWriter, Staged, unixfs};
 
 /// Small objects (one raw block each) stored at once while the pass reads on.
 const SMALL_IN_FLIGHT: usize = 8;
@@ -55,8 +55,8 @@ pub(super) struct Streamed {
     pub nodes: HashMap<Cid, Bytes>,
     /// Ref-states among the nodes, newest first.
     pub states: Vec<(Cid, RefState)>,
-    /// Objects written and checked.
-    pub staged: Vec<Staged>,
+    /// Objects written, checked and recorded (joining no repo yet), with their bytes.
+    pub stored: HashMap<Id, u64>,
     /// Objects the hub held under the CID the CAR links (their leaves were skipped).
     pub held: HashSet<Id>,
 }
@@ -123,7 +123,9 @@ struct Pass<'h, 'p> {
     current: Option<Current>,
     /// Leaves of this pass's earlier whole objects: digest → (object, offset, length).
     earlier: HashMap<Id, (Id, u64, u64)>,
-    staged: Vec<Staged>,
+    /// Records what is stored in batches, so the pass holds one batch at most.
+    ingest: Ingest,
+    stored: HashMap<Id, u64>,
     small: tokio::task::JoinSet<Result<Staged, StreamError>>,
     bytes: u64,
 }
@@ -159,7 +161,8 @@ impl Hub {
             done: HashSet::new(),
             current: None,
             earlier: HashMap::new(),
-            staged: Vec::new(),
+            ingest: self.store.ingest_unattached(),
+            stored: HashMap::new(),
             small: tokio::task::JoinSet::new(),
             bytes: 0,
         };
@@ -199,14 +202,16 @@ impl Hub {
             )));
         }
         while let Some(r) = pass.small.join_next().await {
-            pass.add_staged(r.map_err(|e| anyhow!("storing an object: {e}"))??);
+            pass.add_staged(r.map_err(|e| anyhow!("storing an object: {e}"))??)
+                .await?;
         }
+        pass.ingest.commit().await?;
         pass.states.sort_by_key(|(_, s)| std::cmp::Reverse(s.seq));
         Ok(Streamed {
             root,
             nodes: pass.nodes,
             states: pass.states,
-            staged: pass.staged,
+            stored: pass.stored,
             held: pass.held,
         })
     }
@@ -358,7 +363,8 @@ impl Pass<'_, '_> {
         if self.small.len() >= SMALL_IN_FLIGHT
             && let Some(r) = self.small.join_next().await
         {
-            self.add_staged(r.map_err(|e| anyhow!("storing an object: {e}"))??);
+            self.add_staged(r.map_err(|e| anyhow!("storing an object: {e}"))??)
+                .await?;
         }
         Ok(())
     }
@@ -466,14 +472,15 @@ impl Pass<'_, '_> {
         for (digest, offset, len) in staged.whole_leaves() {
             self.earlier.entry(digest).or_insert((cur.oid, offset, len));
         }
-        self.add_staged(staged);
-        Ok(())
+        self.add_staged(staged).await
     }
 
-    fn add_staged(&mut self, staged: Staged) {
+    async fn add_staged(&mut self, staged: Staged) -> Result<(), StreamError> {
         self.bytes += staged.size();
-        self.staged.push(staged);
-        (self.progress)(self.bytes, self.staged.len(), self.named.len());
+        self.stored.insert(staged.object_id(), staged.size());
+        self.ingest.add(staged).await?;
+        (self.progress)(self.bytes, self.stored.len(), self.named.len());
+        Ok(())
     }
 }
 

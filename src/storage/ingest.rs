@@ -98,7 +98,9 @@ impl Ingested {
 #[derive(Debug)]
 pub struct Ingest {
     store: Store,
-    repo_id: i64,
+    /// `None`: objects are recorded without joining a repo (an import attaches them once
+    /// everything checked out).
+    repo_id: Option<i64>,
     batch: Vec<Imported>,
     dirs: BTreeSet<PathBuf>,
     staged_bytes: u64,
@@ -108,6 +110,17 @@ pub struct Ingest {
 impl Store {
     /// Starts an ingest session into `repo_id`.
     pub fn ingest(&self, repo_id: i64) -> Ingest {
+        self.session(Some(repo_id))
+    }
+
+    /// Starts an ingest session whose objects join no repo: they are stored and recorded
+    /// (so a long import holds no more than a batch in memory), but no repo shows them, and
+    /// nothing serves them, until [`content::add_repo_object`] attaches them.
+    pub fn ingest_unattached(&self) -> Ingest {
+        self.session(None)
+    }
+
+    fn session(&self, repo_id: Option<i64>) -> Ingest {
         Ingest {
             store: self.clone(),
             repo_id,
@@ -202,12 +215,17 @@ impl Ingest {
                             o.blocks.iter().map(|b| &b.digest),
                         )?;
                     }
-                    added += u64::from(content::add_repo_object(tx, repo_id, &o.object_id)?);
+                    added += match repo_id {
+                        Some(rid) => u64::from(content::add_repo_object(tx, rid, &o.object_id)?),
+                        None => 1,
+                    };
                 }
-                if added > 0 {
+                if let Some(rid) = repo_id
+                    && added > 0
+                {
                     db::events::record(
                         tx,
-                        repo_id,
+                        rid,
                         db::events::Kind::ObjectsStored,
                         &added.to_string(),
                     )?;
