@@ -23,9 +23,6 @@ struct Song {
 }
 
 async fn push_song(hub: &TestHub, repo: &str) -> Song {
-    let (owner, slug) = repo.split_once('/').unwrap();
-    let token = hub.user(owner).await;
-    hub.repo(owner, slug, false).await;
     let v1 = vec![
         (
             "song.mid".to_owned(),
@@ -39,23 +36,7 @@ async fn push_song(hub: &TestHub, repo: &str) -> Song {
     v2.push((".museattributes".to_owned(), b"[attributes]\n".to_vec()));
     let as_refs = |f: &[(String, Vec<u8>)]| -> Vec<(String, Vec<u8>)> { f.to_vec() };
     let files1: Vec<(&str, &[u8])> = v1.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
-    let c1 = Commit::new(&[], &files1, "first take", "2026-11-24T10:00:00+00:00");
-    let objs1: Vec<&[u8]> = v1.iter().map(|(_, b)| b.as_slice()).collect();
-    let (s, b) = hub
-        .push(
-            repo,
-            &token,
-            &objs1,
-            std::slice::from_ref(&c1),
-            "main",
-            false,
-        )
-        .await;
-    assert!(
-        s.is_success(),
-        "push 1: {s} {}",
-        String::from_utf8_lossy(&b)
-    );
+    let (c1, token) = push_one_commit(hub, repo, &files1, "first take").await;
     let files2: Vec<(&str, &[u8])> = v2.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
     let c2 = Commit::new(
         &[c1.id],
@@ -104,13 +85,13 @@ async fn sections(car: &[u8]) -> (cid::Cid, Vec<(cid::Cid, usize, usize)>) {
 }
 
 /// Makes user `owner` and the public repo `owner/slug`, and pushes one commit of `files` to
-/// its `main`; returns the commit.
+/// its `main`; returns the commit and the owner's token.
 async fn push_one_commit(
     a: &TestHub,
     repo: &str,
     files: &[(&str, &[u8])],
     message: &str,
-) -> Commit {
+) -> (Commit, String) {
     let (owner, slug) = repo.split_once('/').expect("owner/slug");
     let token = a.user(owner).await;
     a.repo(owner, slug, false).await;
@@ -127,7 +108,7 @@ async fn push_one_commit(
         )
         .await;
     assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
-    c
+    (c, token)
 }
 
 fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -718,7 +699,7 @@ async fn a_large_manifest_is_split_into_file_parts_that_export_and_clone() {
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))
         .collect();
-    let c = push_one_commit(&a, "alice/takes", &refs, "3000 takes").await;
+    let (c, _) = push_one_commit(&a, "alice/takes", &refs, "3000 takes").await;
     let car = get_car(&a, "/alice/takes/commits/main/car").await;
     let (root, secs) = sections(&car).await;
     let parts = secs
