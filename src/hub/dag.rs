@@ -23,6 +23,15 @@ fn cid_from(bytes: &[u8], what: &str) -> Result<Cid> {
     Cid::try_from(bytes).map_err(|e| Error::Invalid(format!("stored {what} CID: {e}")))
 }
 
+/// Which of `objects` the hub holds under the CID given (an import need not read them again).
+pub(crate) fn held_as(conn: &Connection, objects: &[(Id, Cid)]) -> Vec<Id> {
+    objects
+        .iter()
+        .filter(|(oid, cid)| object_cid(conn, oid).ok() == Some(*cid))
+        .map(|(oid, _)| *oid)
+        .collect()
+}
+
 /// An object's CID: its UnixFS root, or the raw CID of its id.
 pub(crate) fn object_cid(conn: &Connection, oid: &Id) -> Result<Cid> {
     let row = content::object(conn, oid)?
@@ -35,7 +44,7 @@ pub(crate) fn object_cid(conn: &Connection, oid: &Id) -> Result<Cid> {
 
 /// The snapshot's node CID, writing its nodes first if it has none.
 pub(crate) fn snapshot_node(conn: &Connection, sid: &Id) -> Result<Cid> {
-    snapshot_node_with(conn, sid, &std::collections::HashMap::new())
+    snapshot_node_with(conn, sid, &std::collections::BTreeMap::new())
 }
 
 /// [`snapshot_node`], taking object CIDs from `known` where it has them (an import knows
@@ -43,7 +52,7 @@ pub(crate) fn snapshot_node(conn: &Connection, sid: &Id) -> Result<Cid> {
 pub(crate) fn snapshot_node_with(
     conn: &Connection,
     sid: &Id,
-    known: &std::collections::HashMap<Id, Cid>,
+    known: &std::collections::BTreeMap<Id, Cid>,
 ) -> Result<Cid> {
     if let Some(c) = rows::snapshot_cid(conn, sid)? {
         return cid_from(&c, "snapshot");

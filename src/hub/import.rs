@@ -187,18 +187,10 @@ impl Hub {
         let wanted: Vec<(Id, Cid)> = hist.objects.iter().map(|(o, c)| (*o, *c)).collect();
         let held: BTreeSet<Id> = self
             .db
-            .read(move |c| {
-                let mut out = BTreeSet::new();
-                for (oid, cid) in &wanted {
-                    if content::object(c, oid)?.is_some()
-                        && hubdag::object_cid(c, oid).ok() == Some(*cid)
-                    {
-                        out.insert(*oid);
-                    }
-                }
-                Ok::<_, crate::db::Error>(out)
-            })
-            .await?;
+            .read(move |c| Ok::<_, crate::db::Error>(hubdag::held_as(c, &wanted)))
+            .await?
+            .into_iter()
+            .collect();
         // Objects: stored, chunked by this hub's profile, and checked to give the same CIDs.
         // A few objects at a time: hashing one while another waits on the disk.
         let count = hist.objects.len() - held.len();
@@ -420,9 +412,8 @@ fn record(
     // This hub's own nodes must be the ones that came in: same rules, same CIDs.
     // Object CIDs as checked by this import (each object rebuilt by this hub's profile to
     // the CID the CAR links), or as recorded for those the hub held.
-    let known: HashMap<Id, Cid> = hist.objects.iter().map(|(o, c)| (*o, *c)).collect();
     for s in hist.snapshots.values() {
-        let ours = hubdag::snapshot_node_with(tx, &s.id, &known)?;
+        let ours = hubdag::snapshot_node_with(tx, &s.id, &hist.objects)?;
         if ours != s.cid {
             bail!(
                 "snapshot {} came as {}, but this hub builds {ours}",

@@ -285,14 +285,7 @@ impl Pass<'_, '_> {
         let held = self
             .hub
             .db
-            .read(move |c| {
-                let held: Vec<Id> = fresh
-                    .iter()
-                    .filter(|(oid, cid)| hubdag::object_cid(c, oid).ok() == Some(*cid))
-                    .map(|(oid, _)| *oid)
-                    .collect();
-                Ok::<_, crate::db::Error>(held)
-            })
+            .read(move |c| Ok::<_, crate::db::Error>(hubdag::held_as(c, &fresh)))
             .await?;
         self.held.extend(held);
         Ok(())
