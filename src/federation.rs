@@ -534,15 +534,7 @@ impl Federation {
         let body = tokio_util::io::StreamReader::new(
             res.bytes_stream().map(|r| r.map_err(std::io::Error::other)),
         );
-        // The import's future is not `Send` (its object stream borrows across awaits), so it
-        // runs on a blocking thread of its own, driven by this runtime.
-        let (hub, target, opts) = (self.hub.clone(), target.to_owned(), opts.clone());
-        let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            rt.block_on(hub.import_car_stream(body, &target, &opts))
-        })
-        .await
-        .map_err(|e| anyhow!("the import stopped: {e}"))??;
+        self.hub.import_car_stream(body, target, opts).await?;
         Ok(())
     }
 
