@@ -408,33 +408,7 @@ impl Pass<'_, '_> {
                 }
                 Some(Piece::Block(c)) => {
                     let c = *c;
-                    // A leaf that went by already: in this object, or an earlier one.
-                    let again = if let Some(&(offset, len)) = cur.taken.get(&c) {
-                        match &mut cur.writer {
-                            None => Some((None, len)),
-                            Some(w) => match w.reread(offset, len).await? {
-                                Some(b) => Some((Some(b), len)),
-                                None => return Err(self.out_of_order(&c, "repeated leaf")),
-                            },
-                        }
-                    } else if let Some(&(oid, offset, len)) =
-                        cids::digest_of(&c).ok().and_then(|d| self.earlier.get(&d))
-                    {
-                        if cur.writer.is_none() {
-                            Some((None, len as usize))
-                        } else {
-                            let store = self.hub.store.clone();
-                            let b = tokio::task::spawn_blocking(move || {
-                                store.read_object_range_blocking(&oid, offset, len as usize)
-                            })
-                            .await
-                            .map_err(|e| anyhow!("rereading a leaf: {e}"))??;
-                            Some((Some(b), len as usize))
-                        }
-                    } else {
-                        None
-                    };
-                    let Some((data, len)) = again else {
+                    let Some((data, len)) = self.leaf_again(&c).await? else {
                         return Ok(());
                     };
                     let Some(cur) = &mut self.current else {
@@ -448,6 +422,38 @@ impl Pass<'_, '_> {
                 }
             }
         }
+    }
+
+    /// A leaf that went by already, in this object or an earlier one of the pass: its bytes
+    /// (`None` when the object is held and needs none) and length. `None` when it has not
+    /// come yet.
+    async fn leaf_again(&mut self, c: &Cid) -> Result<Option<(Option<Bytes>, usize)>, StreamError> {
+        let Some(cur) = &mut self.current else {
+            return Ok(None);
+        };
+        if let Some(&(offset, len)) = cur.taken.get(c) {
+            let Some(w) = &mut cur.writer else {
+                return Ok(Some((None, len)));
+            };
+            return match w.reread(offset, len).await? {
+                Some(b) => Ok(Some((Some(b), len))),
+                None => Err(self.out_of_order(c, "repeated leaf")),
+            };
+        }
+        let Some(&(oid, offset, len)) = cids::digest_of(c).ok().and_then(|d| self.earlier.get(&d))
+        else {
+            return Ok(None);
+        };
+        if cur.writer.is_none() {
+            return Ok(Some((None, len as usize)));
+        }
+        let store = self.hub.store.clone();
+        let b = tokio::task::spawn_blocking(move || {
+            store.read_object_range_blocking(&oid, offset, len as usize)
+        })
+        .await
+        .map_err(|e| anyhow!("rereading a leaf: {e}"))??;
+        Ok(Some((Some(b), len as usize)))
     }
 
     /// Every piece of the object came: its tree must have the CID the snapshot links.
