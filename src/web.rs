@@ -203,17 +203,32 @@ async fn caller(hub: &Hub, headers: &HeaderMap) -> Result<Caller> {
 }
 
 /// Reads a whole (small) request body, refusing more than the configured limit.
-async fn read_body(hub: &Hub, body: Body) -> Result<bytes::Bytes> {
+async fn read_body(hub: &Hub, mut body: Body) -> Result<bytes::Bytes> {
+    use http_body::Body as _;
     let limit = hub.limits().max_body;
-    let limited = http_body_util::Limited::new(body, limit as usize);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(wire::Error::TooLarge { limit }.into())
-        }
-        Err(e) => Err(wire::Error::Body(e.to_string()).into()),
+    let declared = body.size_hint().exact();
+    if declared.is_some_and(|n| n > limit) {
+        return Err(wire::Error::TooLarge { limit }.into());
     }
+    // One buffer of the declared size (up to a first step; a client's Content-Length is not
+    // trusted further), so a large body is never held twice while it is joined.
+    let mut buf =
+        bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(FIRST_BODY_RESERVE) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| wire::Error::Body(e.to_string()))?;
+        let Ok(piece) = frame.into_data() else {
+            continue;
+        };
+        if (buf.len() + piece.len()) as u64 > limit {
+            return Err(wire::Error::TooLarge { limit }.into());
+        }
+        buf.extend_from_slice(&piece);
+    }
+    Ok(buf.freeze())
 }
+
+/// The most a request body's buffer reserves before its bytes arrive.
+const FIRST_BODY_RESERVE: u64 = 64 << 20;
 
 async fn msgpack_body(hub: &Hub, body: Body) -> Result<Value> {
     let bytes = read_body(hub, body).await?;
@@ -408,7 +423,7 @@ async fn push(
 ) -> Result<Response> {
     let started = Instant::now();
     let repo = st.hub.repo_for_write(&owner, &slug, &who, true).await?;
-    let req = Push::parse(&msgpack_body(&st.hub, body).await?)?;
+    let req = Push::parse(read_body(&st.hub, body).await?)?;
     let pushed = st.hub.push(&repo, req).await?;
     st.hub.metrics().push(started.elapsed());
     tracing::info!(target: "musehub::web", repo = %format!("{owner}/{slug}"), took_ms = started.elapsed().as_millis() as u64, "push accepted");

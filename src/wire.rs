@@ -2,7 +2,9 @@
 //! real booleans, `nil` for None (see `shared/muse-wire-protocol.md` §2.1).
 //!
 //! Small request bodies are decoded whole into [`rmpv::Value`] and picked apart with the
-//! accessors here, which turn every type error into a [`Error`] that names the field.
+//! accessors here, which turn every type error into a [`Error`] that names the field. The
+//! `push` body, whose snapshots list every file of every commit, is read in place by [`scan`]
+//! instead: its records stay ranges of the body.
 //! `push/objects` bodies can carry hundreds of MiB, so [`objects`] decodes them as a stream.
 //! Requests become typed values in [`requests`] and answers are typed values in [`answers`],
 //! so the hub never handles msgpack; the fetch answer's framing is written by [`answers`] too.
@@ -15,6 +17,7 @@ pub mod answers;
 pub mod objects;
 pub mod records;
 pub mod requests;
+pub mod scan;
 
 /// Nesting limit for decoded bodies (a commit's `structured_delta` is the deepest real value).
 const MAX_DEPTH: usize = 64;
@@ -46,6 +49,13 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Decodes one small value (no map check).
+pub fn decode_value(bytes: &[u8]) -> Result<Value> {
+    let mut cursor = bytes;
+    rmpv::decode::read_value_with_max_depth(&mut cursor, MAX_DEPTH)
+        .map_err(|e| Error::Msgpack(e.to_string()))
+}
 
 /// Decodes a whole msgpack body into a map value.
 pub fn decode(bytes: &[u8]) -> Result<Value> {

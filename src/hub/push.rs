@@ -66,7 +66,7 @@ impl Hub {
     async fn store_bundle_objects(
         &self,
         repo: &Writable<Repo>,
-        objects: &[(Id, Vec<u8>)],
+        objects: &[(Id, Bytes)],
     ) -> Result<()> {
         let mut ingest = self.store.ingest(repo.id);
         for (id, bytes) in objects {
@@ -84,10 +84,10 @@ struct Pack {
     force: bool,
     tip: Id,
     /// Commits with their verbatim msgpack record.
-    commits: Vec<(CommitRow, Vec<u8>)>,
+    commits: Vec<(CommitRow, Bytes)>,
     /// Snapshots: id, manifest object ids, verbatim record.
     snapshots: Vec<(Id, Vec<Id>, Bytes)>,
-    objects: Vec<(Id, Vec<u8>)>,
+    objects: Vec<(Id, Bytes)>,
 }
 
 impl Pack {
@@ -97,10 +97,12 @@ impl Pack {
         muse::check_branch(&push.branch)?;
         let mut snapshots = Vec::with_capacity(push.snapshots.len());
         for s in push.snapshots {
-            for (path, _) in &s.manifest {
+            let mut oids = Vec::with_capacity(s.entries());
+            for (path, oid) in s.manifest() {
                 muse::check_path(path)?;
+                oids.push(oid);
             }
-            let computed = muse::snapshot_id(s.manifest.iter().map(|(p, o)| (p.as_str(), o)));
+            let computed = muse::snapshot_id(s.manifest());
             if computed != s.snapshot_id {
                 return Err(muse::Error::SnapshotId {
                     claimed: s.snapshot_id,
@@ -108,8 +110,7 @@ impl Pack {
                 }
                 .into());
             }
-            let oids = s.manifest.into_iter().map(|(_, o)| o).collect();
-            snapshots.push((s.snapshot_id, oids, Bytes::from(s.raw)));
+            snapshots.push((s.snapshot_id, oids, s.raw().clone()));
         }
         for c in &push.commits {
             let r = &c.row;
@@ -302,7 +303,7 @@ fn reaches(
 }
 
 /// Pack commits with parents before children (Kahn's algorithm; ties keep pack order).
-pub(crate) fn topo_order(commits: &[(CommitRow, Vec<u8>)]) -> Vec<&(CommitRow, Vec<u8>)> {
+pub(crate) fn topo_order<R>(commits: &[(CommitRow, R)]) -> Vec<&(CommitRow, R)> {
     let index: HashMap<Id, usize> = commits
         .iter()
         .enumerate()
@@ -358,11 +359,7 @@ mod tests {
             .map(|(p, b)| ((*p).to_owned(), Id([*b; 32])))
             .collect();
         let snapshot_id = muse::snapshot_id(manifest.iter().map(|(p, o)| (p.as_str(), o)));
-        PushedSnapshot {
-            snapshot_id,
-            manifest,
-            raw: Vec::new(),
-        }
+        PushedSnapshot::new(snapshot_id, &manifest)
     }
 
     fn commit(parents: &[Id], snap: Id, message: &str, branch: Option<&str>) -> PushedCommit {
@@ -376,7 +373,7 @@ mod tests {
                 author: String::new(),
             },
             branch: branch.map(str::to_owned),
-            raw: Vec::new(),
+            raw: Bytes::new(),
         }
     }
 
@@ -410,8 +407,7 @@ mod tests {
         edited.row.message = "chorus".into();
         assert!(refused(push(vec![edited], vec![s.clone()])).contains("does not match its fields"));
 
-        let mut moved = s.clone();
-        moved.manifest[0].1 = Id([4; 32]);
+        let moved = PushedSnapshot::new(s.snapshot_id, &[("a.mid".into(), Id([4; 32]))]);
         assert!(
             refused(push(vec![c.clone()], vec![moved])).contains("does not match its manifest")
         );

@@ -2,9 +2,13 @@
 //! name the field, so [`crate::hub`] never sees a msgpack value. What the fields *mean*
 //! (that ids hash right, paths and branch names are valid) is checked by the hub.
 
+use std::ops::Range;
+
+use bytes::Bytes;
 use rmpv::Value;
 
-use super::{Error, Fields, Result, encode};
+use super::scan::Scan;
+use super::{Error, Fields, Result, decode_value, encode};
 use crate::cids::Id;
 use crate::db::content::CommitRow;
 
@@ -112,16 +116,139 @@ pub struct PushedCommit {
     pub row: CommitRow,
     /// The `branch` field some CLI versions put in the record (which branch it was made on).
     pub branch: Option<String>,
-    pub raw: Vec<u8>,
+    pub raw: Bytes,
 }
 
-/// A snapshot record of a push: its manifest in the order sent, and its verbatim bytes.
+/// A snapshot record of a push: its verbatim bytes (a range of the body) and where its
+/// manifest lies in them. Every entry was checked to be a string path and an id when the body
+/// was read, so [`PushedSnapshot::manifest`] reads them again without a way to fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushedSnapshot {
     pub snapshot_id: Id,
-    /// (path, object id).
-    pub manifest: Vec<(String, Id)>,
-    pub raw: Vec<u8>,
+    raw: Bytes,
+    /// The manifest map's range in `raw`.
+    manifest: Range<usize>,
+    entries: usize,
+}
+
+impl PushedSnapshot {
+    /// The record a client sends for `manifest` (tests and tools; the hub reads them from
+    /// bodies).
+    pub fn new(snapshot_id: Id, manifest: &[(String, Id)]) -> Self {
+        let record = super::map([
+            ("snapshot_id", Value::from(snapshot_id.to_hex())),
+            (
+                "manifest",
+                Value::Map(
+                    manifest
+                        .iter()
+                        .map(|(p, o)| (Value::from(p.as_str()), Value::from(o.to_hex())))
+                        .collect(),
+                ),
+            ),
+        ]);
+        Self::read(Bytes::from(encode(&record)), "snapshot")
+            .expect("a record built from typed values reads back")
+    }
+
+    /// Reads the snapshot record `raw`, checking its id and every manifest entry; `path` names
+    /// it in errors (`bundle.snapshots[2]`).
+    fn read(raw: Bytes, path: &str) -> Result<Self> {
+        let mut s = Scan::new(&raw);
+        let n = s.map_len()?.ok_or_else(|| Error::Type {
+            field: path.to_owned(),
+            expected: "a map",
+        })?;
+        let (mut id_at, mut manifest_at) = (None, None);
+        for _ in 0..n {
+            let key = s.key()?;
+            let r = s.value()?;
+            match key {
+                Some("snapshot_id") if id_at.is_none() => id_at = Some(r),
+                Some("manifest") if manifest_at.is_none() => manifest_at = Some(r),
+                _ => {}
+            }
+        }
+        let snapshot_id = read_id(&raw, id_at, &format!("{path}.snapshot_id"))?;
+        let field = format!("{path}.manifest");
+        let manifest = manifest_at.ok_or_else(|| Error::Missing(field.clone()))?;
+        let mut m = Scan::at(&raw, manifest.start);
+        let entries = m.map_len()?.ok_or_else(|| Error::Type {
+            field: field.clone(),
+            expected: "a map",
+        })?;
+        for _ in 0..entries {
+            let p = m.str()?.ok_or_else(|| Error::Type {
+                field: field.clone(),
+                expected: "a map of string paths",
+            })?;
+            let entry = || format!("{field}[{p:?}]");
+            let oid = m.str()?.ok_or_else(|| Error::Type {
+                field: entry(),
+                expected: "a string",
+            })?;
+            Id::parse(oid).map_err(|e| Error::Invalid {
+                field: entry(),
+                why: e.to_string(),
+            })?;
+        }
+        Ok(PushedSnapshot {
+            snapshot_id,
+            raw,
+            manifest,
+            entries,
+        })
+    }
+
+    /// The verbatim record.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// How many files the manifest lists.
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// The manifest's (path, object id) entries in the order sent.
+    pub fn manifest(&self) -> impl Iterator<Item = (&str, Id)> + '_ {
+        let mut m = Scan::at(&self.raw, self.manifest.start);
+        let n = m.map_len().ok().flatten().unwrap_or(0);
+        (0..n).map_while(move |_| {
+            let path = m.str().ok()??;
+            let oid = Id::parse(m.str().ok()??).ok()?;
+            Some((path, oid))
+        })
+    }
+}
+
+/// The id at `at` of `buf`, as [`Fields::id`] reads one.
+fn read_id(buf: &[u8], at: Option<Range<usize>>, field: &str) -> Result<Id> {
+    let at = at.ok_or_else(|| Error::Missing(field.to_owned()))?;
+    let s = Scan::at(buf, at.start).str()?.ok_or_else(|| Error::Type {
+        field: field.to_owned(),
+        expected: "a string",
+    })?;
+    Id::parse(s).map_err(|e| Error::Invalid {
+        field: field.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+/// The items of the array at `at` (none when absent or nil), as ranges of `buf`.
+fn items(buf: &[u8], at: Option<Range<usize>>, field: &str) -> Result<Vec<Range<usize>>> {
+    let Some(at) = at else {
+        return Ok(Vec::new());
+    };
+    let mut s = Scan::at(buf, at.start);
+    if s.is_nil() {
+        return Ok(Vec::new());
+    }
+    let n = s.array_len()?.ok_or_else(|| Error::Type {
+        field: field.to_owned(),
+        expected: "an array",
+    })?;
+    (0..n).map(|_| s.value()).collect()
 }
 
 /// `POST push`.
@@ -133,68 +260,78 @@ pub struct Push {
     pub tip: Option<Id>,
     pub commits: Vec<PushedCommit>,
     pub snapshots: Vec<PushedSnapshot>,
-    /// Objects sent inline in the bundle: id and bytes.
-    pub objects: Vec<(Id, Vec<u8>)>,
+    /// Objects sent inline in the bundle: id and bytes (ranges of the body).
+    pub objects: Vec<(Id, Bytes)>,
 }
 
 impl Push {
-    pub fn parse(body: &Value) -> Result<Self> {
-        let f = Fields::of(body, "")?;
+    /// Reads a push body in place: its records stay ranges of `body` (see [`super::scan`]);
+    /// only the small fields and each commit record are decoded into values.
+    pub fn parse(body: Bytes) -> Result<Self> {
+        let mut s = Scan::new(&body);
+        let n = s.map_len()?.ok_or(Error::NotMap)?;
+        let mut top = Vec::new();
+        let mut bundle_at = None;
+        for _ in 0..n {
+            let key = s.key()?;
+            let r = s.value()?;
+            match key {
+                Some("bundle") if bundle_at.is_none() => bundle_at = Some(r),
+                Some(k @ ("branch" | "force" | "branch_heads")) => {
+                    top.push((Value::from(k), decode_value(&body[r])?));
+                }
+                _ => {}
+            }
+        }
+        if !s.at_end() {
+            return Err(Error::Msgpack(format!(
+                "{} bytes after the value",
+                s.left()
+            )));
+        }
+        let top = Value::Map(top);
+        let f = Fields::of(&top, "")?;
         let branch = f.str("branch")?.to_owned();
         let force = f.bool_or("force", false)?;
-        let bundle = Fields::of(
-            f.get("bundle")
-                .ok_or_else(|| Error::Missing("bundle".into()))?,
-            "bundle",
-        )?;
+
+        let bundle_at = bundle_at.ok_or_else(|| Error::Missing("bundle".into()))?;
+        let mut b = Scan::at(&body, bundle_at.start);
+        let n = b.map_len()?.ok_or_else(|| Error::Type {
+            field: "bundle".into(),
+            expected: "a map",
+        })?;
+        let (mut commits_at, mut snapshots_at, mut objects_at, mut heads_at) =
+            (None, None, None, None);
+        for _ in 0..n {
+            let key = b.key()?;
+            let r = b.value()?;
+            let slot = match key {
+                Some("commits") => &mut commits_at,
+                Some("snapshots") => &mut snapshots_at,
+                Some("objects") => &mut objects_at,
+                Some("branch_heads") => &mut heads_at,
+                _ => continue,
+            };
+            slot.get_or_insert(r);
+        }
 
         let mut snapshots = Vec::new();
-        for (i, s) in bundle.opt_array("snapshots")?.iter().enumerate() {
+        for (i, r) in items(&body, snapshots_at, "bundle.snapshots")?
+            .into_iter()
+            .enumerate()
+        {
             let path = format!("bundle.snapshots[{i}]");
-            let sf = Fields::of(s, &path)?;
-            let snapshot_id = sf.id("snapshot_id")?;
-            let entries = match sf.get("manifest") {
-                Some(Value::Map(m)) => m,
-                None => return Err(Error::Missing(format!("{path}.manifest"))),
-                Some(_) => {
-                    return Err(Error::Type {
-                        field: format!("{path}.manifest"),
-                        expected: "a map",
-                    });
-                }
-            };
-            let mut manifest = Vec::with_capacity(entries.len());
-            for (k, v) in entries {
-                let p = k.as_str().ok_or_else(|| Error::Type {
-                    field: format!("{path}.manifest"),
-                    expected: "a map of string paths",
-                })?;
-                let field = format!("{path}.manifest[{p:?}]");
-                let oid = v
-                    .as_str()
-                    .ok_or_else(|| Error::Type {
-                        field: field.clone(),
-                        expected: "a string",
-                    })
-                    .and_then(|s| {
-                        Id::parse(s).map_err(|e| Error::Invalid {
-                            field,
-                            why: e.to_string(),
-                        })
-                    })?;
-                manifest.push((p.to_owned(), oid));
-            }
-            snapshots.push(PushedSnapshot {
-                snapshot_id,
-                manifest,
-                raw: encode(s),
-            });
+            snapshots.push(PushedSnapshot::read(body.slice(r), &path)?);
         }
 
         let mut commits = Vec::new();
-        for (i, c) in bundle.opt_array("commits")?.iter().enumerate() {
+        for (i, r) in items(&body, commits_at, "bundle.commits")?
+            .into_iter()
+            .enumerate()
+        {
             let path = format!("bundle.commits[{i}]");
-            let cf = Fields::of(c, &path)?;
+            let c = decode_value(&body[r.clone()])?;
+            let cf = Fields::of(&c, &path)?;
             commits.push(PushedCommit {
                 row: CommitRow {
                     commit_id: cf.id("commit_id")?,
@@ -211,25 +348,51 @@ impl Push {
                     author: cf.opt_str("author")?.unwrap_or("").to_owned(),
                 },
                 branch: cf.opt_str("branch").ok().flatten().map(str::to_owned),
-                raw: encode(c),
+                raw: body.slice(r),
             });
         }
 
         let mut objects = Vec::new();
-        for (i, o) in bundle.opt_array("objects")?.iter().enumerate() {
+        for (i, r) in items(&body, objects_at, "bundle.objects")?
+            .into_iter()
+            .enumerate()
+        {
             let path = format!("bundle.objects[{i}]");
-            let of = Fields::of(o, &path)?;
-            let id = of.id("object_id")?;
-            let Some(Value::Binary(content)) = of.get("content") else {
+            let mut o = Scan::at(&body, r.start);
+            let n = o.map_len()?.ok_or_else(|| Error::Type {
+                field: path.clone(),
+                expected: "a map",
+            })?;
+            let (mut id_at, mut content) = (None, None);
+            for _ in 0..n {
+                match o.key()? {
+                    Some("object_id") if id_at.is_none() => id_at = Some(o.value()?),
+                    Some("content") if content.is_none() => {
+                        content = Some(o.bin()?);
+                        if content == Some(None) {
+                            o.value()?;
+                        }
+                    }
+                    _ => {
+                        o.value()?;
+                    }
+                }
+            }
+            let id = read_id(&body, id_at, &format!("{path}.object_id"))?;
+            let Some(Some(content)) = content else {
                 return Err(Error::Type {
                     field: format!("{path}.content"),
                     expected: "msgpack bin",
                 });
             };
-            objects.push((id, content.clone()));
+            objects.push((id, body.slice(content)));
         }
 
-        let heads = f.get("branch_heads").or_else(|| bundle.get("branch_heads"));
+        let heads = match (f.get("branch_heads"), heads_at) {
+            (Some(h), _) => Some(h.clone()),
+            (None, Some(r)) => Some(decode_value(&body[r])?),
+            (None, None) => None,
+        };
         let tip = match heads {
             Some(Value::Map(m)) => m
                 .iter()
@@ -258,7 +421,7 @@ impl Push {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{decode, map};
+    use crate::wire::map;
 
     fn hex(b: u8) -> String {
         Id([b; 32]).to_hex()
@@ -302,7 +465,7 @@ mod tests {
                 Value::Map(vec![(Value::from("main"), Value::from(hex(1)))]),
             ),
         ]);
-        let push = Push::parse(&decode(&encode(&body)).unwrap()).unwrap();
+        let push = Push::parse(encode(&body).into()).unwrap();
         assert_eq!(push.branch, "main");
         assert!(!push.force);
         assert_eq!(push.tip, Some(Id([1; 32])));
@@ -315,10 +478,11 @@ mod tests {
         assert_eq!(c.branch.as_deref(), Some("main"));
         assert_eq!(c.raw, encode(&commit), "the record is kept verbatim");
         assert_eq!(
-            push.snapshots[0].manifest,
-            [("a.mid".to_owned(), Id([3; 32]))]
+            push.snapshots[0].manifest().collect::<Vec<_>>(),
+            [("a.mid", Id([3; 32]))]
         );
-        assert_eq!(push.objects, [(Id([3; 32]), b"MThd".to_vec())]);
+        assert_eq!(push.snapshots[0].entries(), 1);
+        assert_eq!(push.objects, [(Id([3; 32]), Bytes::from_static(b"MThd"))]);
     }
 
     #[test]
@@ -337,11 +501,11 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            Push::parse(&body).unwrap_err().to_string(),
+            Push::parse(encode(&body).into()).unwrap_err().to_string(),
             "field 'bundle.objects[0].content' must be msgpack bin"
         );
         assert_eq!(
-            Push::parse(&map([("branch", Value::from("main"))])).unwrap_err(),
+            Push::parse(encode(&map([("branch", Value::from("main"))])).into()).unwrap_err(),
             Error::Missing("bundle".into())
         );
         let bad = map([

@@ -166,8 +166,9 @@ impl Hub {
     }
 
     /// CPU time the hub has used so far (user + system, all threads), in seconds.
-    pub(super) fn cpu_seconds(&self) -> Option<f64> {
-        cpu_seconds(&self.pid().to_string())
+    /// The hub's user and system CPU seconds so far.
+    pub(super) fn cpu_split(&self) -> Option<(f64, f64)> {
+        cpu_split(&self.pid().to_string())
     }
 
     /// Whether the hub is still running (it must not crash during the run).
@@ -204,25 +205,30 @@ impl Drop for Hub {
 
 /// User + system CPU seconds of a process (`self` or a pid) from `/proc/<pid>/stat`.
 pub(super) fn cpu_seconds(pid: &str) -> Option<f64> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// User and system (kernel) CPU seconds of a process, from `/proc/<pid>/stat`.
+pub(super) fn cpu_split(pid: &str) -> Option<(f64, f64)> {
+    stat_seconds(&format!("/proc/{pid}/stat"), 11)
+}
+
+/// Two clock-tick fields of a `stat` file, from field `first` after the command name, in
+/// seconds.
+fn stat_seconds(path: &str, first: usize) -> Option<(f64, f64)> {
     // Linux reports these in clock ticks, USER_HZ, which is 100 on every mainstream platform.
     const TICKS_PER_SECOND: f64 = 100.0;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the parenthesised command name, starting at field 3 (state).
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / TICKS_PER_SECOND)
+    let a: f64 = fields.get(first)?.parse().ok()?;
+    let b: f64 = fields.get(first + 1)?.parse().ok()?;
+    Some((a / TICKS_PER_SECOND, b / TICKS_PER_SECOND))
 }
 
 /// User + system CPU seconds of this process's children that have ended (the admin commands
 /// it ran to completion), from `/proc/self/stat`.
-pub(super) fn children_cpu_seconds() -> Option<f64> {
-    const TICKS_PER_SECOND: f64 = 100.0;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let cutime: f64 = fields.get(13)?.parse().ok()?;
-    let cstime: f64 = fields.get(14)?.parse().ok()?;
-    Some((cutime + cstime) / TICKS_PER_SECOND)
+pub(super) fn children_cpu_seconds() -> Option<(f64, f64)> {
+    stat_seconds("/proc/self/stat", 13)
 }

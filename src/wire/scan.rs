@@ -1,0 +1,347 @@
+//! Reading a msgpack body where it lies: lengths, strings and byte ranges, without building a
+//! value tree. A push body carries every snapshot's manifest (tens of thousands of entries per
+//! commit); decoded into [`rmpv::Value`]s it took several times its own size in memory. Here a
+//! record is a range of the body, and its fields are read from that range when they are used.
+
+use std::ops::Range;
+
+use super::{Error, Result};
+
+/// A cursor over msgpack bytes.
+#[derive(Debug, Clone)]
+pub struct Scan<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn truncated() -> Error {
+    Error::Msgpack("the body ends inside a value".into())
+}
+
+impl<'a> Scan<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Scan { buf, pos: 0 }
+    }
+
+    /// A cursor at `pos` of `buf` (a value found by an earlier pass).
+    pub fn at(buf: &'a [u8], pos: usize) -> Self {
+        Scan {
+            buf,
+            pos: pos.min(buf.len()),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether every byte has been read.
+    pub fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// Bytes left after the cursor.
+    pub fn left(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn peek(&self) -> Result<u8> {
+        self.buf.get(self.pos).copied().ok_or_else(truncated)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or_else(truncated)?;
+        let bytes = self.buf.get(self.pos..end).ok_or_else(truncated)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    /// A big-endian unsigned integer of `n` (1, 2, 4 or 8) bytes.
+    fn uint(&mut self, n: usize) -> Result<u64> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    /// The next value is nil.
+    pub fn is_nil(&self) -> bool {
+        self.buf.get(self.pos) == Some(&0xc0)
+    }
+
+    /// A map header's entry count; `None`, reading nothing, when the next value is no map.
+    pub fn map_len(&mut self) -> Result<Option<usize>> {
+        let n = match self.peek()? {
+            m @ 0x80..=0x8f => {
+                self.pos += 1;
+                u64::from(m & 0x0f)
+            }
+            0xde => {
+                self.pos += 1;
+                self.uint(2)?
+            }
+            0xdf => {
+                self.pos += 1;
+                self.uint(4)?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(self.count(n, 2)?))
+    }
+
+    /// An array header's item count; `None`, reading nothing, when the next value is no array.
+    pub fn array_len(&mut self) -> Result<Option<usize>> {
+        let n = match self.peek()? {
+            m @ 0x90..=0x9f => {
+                self.pos += 1;
+                u64::from(m & 0x0f)
+            }
+            0xdc => {
+                self.pos += 1;
+                self.uint(2)?
+            }
+            0xdd => {
+                self.pos += 1;
+                self.uint(4)?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(self.count(n, 1)?))
+    }
+
+    /// A container's count, refused when the bytes left cannot hold that many values (each
+    /// takes one byte at least), so no caller reserves room for a count the body lies about.
+    fn count(&self, n: u64, per: u64) -> Result<usize> {
+        if n.saturating_mul(per) > self.left() as u64 {
+            return Err(truncated());
+        }
+        Ok(n as usize)
+    }
+
+    /// A str's bytes, if the next value is a str.
+    fn str_bytes(&mut self) -> Result<Option<&'a [u8]>> {
+        let len = match self.peek()? {
+            m @ 0xa0..=0xbf => {
+                self.pos += 1;
+                usize::from(m & 0x1f)
+            }
+            0xd9 => {
+                self.pos += 1;
+                self.uint(1)? as usize
+            }
+            0xda => {
+                self.pos += 1;
+                self.uint(2)? as usize
+            }
+            0xdb => {
+                self.pos += 1;
+                self.uint(4)? as usize
+            }
+            _ => return Ok(None),
+        };
+        self.take(len).map(Some)
+    }
+
+    /// A UTF-8 str; `None` when the next value is not one (the value is then read past only if
+    /// it was a str with bad UTF-8).
+    pub fn str(&mut self) -> Result<Option<&'a str>> {
+        Ok(self.str_bytes()?.and_then(|b| std::str::from_utf8(b).ok()))
+    }
+
+    /// A bin's bytes as a range of the buffer; `None`, reading nothing, when the next value is
+    /// no bin.
+    pub fn bin(&mut self) -> Result<Option<Range<usize>>> {
+        let len = match self.peek()? {
+            0xc4 => 1,
+            0xc5 => 2,
+            0xc6 => 4,
+            _ => return Ok(None),
+        };
+        self.pos += 1;
+        let len = self.uint(len)? as usize;
+        let start = self.pos;
+        self.take(len)?;
+        Ok(Some(start..self.pos))
+    }
+
+    /// A map key: the str, or `None` for a key of another type (read past, as readers of
+    /// string-keyed maps ignore such keys).
+    pub fn key(&mut self) -> Result<Option<&'a str>> {
+        let at = self.pos;
+        if let Some(s) = self.str()? {
+            return Ok(Some(s));
+        }
+        self.pos = at;
+        self.skip()?;
+        Ok(None)
+    }
+
+    /// Reads past one whole value, however deeply nested (without recursion), and returns its
+    /// range.
+    pub fn value(&mut self) -> Result<Range<usize>> {
+        let start = self.pos;
+        self.skip()?;
+        Ok(start..self.pos)
+    }
+
+    fn skip(&mut self) -> Result<()> {
+        // Values still to read past: containers add their items.
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            let m = self.take(1)?[0];
+            let data = match m {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
+                0x80..=0x8f => {
+                    pending += 2 * u64::from(m & 0x0f);
+                    0
+                }
+                0x90..=0x9f => {
+                    pending += u64::from(m & 0x0f);
+                    0
+                }
+                0xa0..=0xbf => usize::from(m & 0x1f),
+                0xc1 => return Err(Error::Msgpack("reserved marker 0xc1".into())),
+                0xc4 | 0xd9 => self.uint(1)? as usize,
+                0xc5 | 0xda => self.uint(2)? as usize,
+                0xc6 | 0xdb => self.uint(4)? as usize,
+                // ext: length, then a type byte, then the data.
+                0xc7 => self.uint(1)? as usize + 1,
+                0xc8 => self.uint(2)? as usize + 1,
+                0xc9 => self.uint(4)? as usize + 1,
+                0xca => 4,
+                0xcb => 8,
+                0xcc | 0xd0 => 1,
+                0xcd | 0xd1 => 2,
+                0xce | 0xd2 => 4,
+                0xcf | 0xd3 => 8,
+                0xd4 => 2,
+                0xd5 => 3,
+                0xd6 => 5,
+                0xd7 => 9,
+                0xd8 => 17,
+                0xdc => {
+                    pending += self.uint(2)?;
+                    0
+                }
+                0xdd => {
+                    pending += self.uint(4)?;
+                    0
+                }
+                0xde => {
+                    pending += 2 * self.uint(2)?;
+                    0
+                }
+                0xdf => {
+                    pending += 2 * self.uint(4)?;
+                    0
+                }
+            };
+            self.take(data)?;
+            if pending > self.left() as u64 {
+                return Err(truncated());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rmpv::Value;
+
+    use super::*;
+    use crate::wire::encode;
+
+    fn samples() -> Vec<Value> {
+        let long = "x".repeat(70_000);
+        vec![
+            Value::Nil,
+            Value::from(true),
+            Value::from(7),
+            Value::from(-3),
+            Value::from(200u8),
+            Value::from(-200),
+            Value::from(70_000),
+            Value::from(u64::MAX),
+            Value::from(i64::MIN),
+            Value::F32(1.5),
+            Value::F64(2.5),
+            Value::from("short"),
+            Value::from("y".repeat(40)),
+            Value::from("z".repeat(300)),
+            Value::from(long.as_str()),
+            Value::Binary(vec![1; 10]),
+            Value::Binary(vec![2; 300]),
+            Value::Binary(vec![3; 70_000]),
+            Value::Ext(1, vec![9]),
+            Value::Ext(2, vec![9; 2]),
+            Value::Ext(3, vec![9; 4]),
+            Value::Ext(4, vec![9; 8]),
+            Value::Ext(5, vec![9; 16]),
+            Value::Ext(6, vec![9; 3]),
+            Value::Ext(7, vec![9; 300]),
+            Value::Array((0..20).map(Value::from).collect()),
+            Value::Map(
+                (0..20)
+                    .map(|i| (Value::from(i), Value::Array(vec![Value::Nil])))
+                    .collect(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_value_is_read_past_exactly() {
+        let all = Value::Array(samples());
+        let mut bytes = encode(&all);
+        bytes.push(0xc3);
+        let mut s = Scan::new(&bytes);
+        assert_eq!(s.value().unwrap(), 0..bytes.len() - 1);
+        assert_eq!(s.left(), 1);
+        for v in samples() {
+            let one = encode(&v);
+            let mut s = Scan::new(&one);
+            assert_eq!(s.value().unwrap(), 0..one.len(), "{v:?}");
+            assert!(s.at_end());
+        }
+    }
+
+    #[test]
+    fn truncated_and_reserved_bytes_are_refused() {
+        let whole = encode(&Value::Array(samples()));
+        for cut in [1, 2, 10, whole.len() / 2, whole.len() - 1] {
+            assert!(Scan::new(&whole[..cut]).value().is_err(), "cut at {cut}");
+        }
+        assert!(Scan::new(&[0xc1]).value().is_err());
+        // An array32 header that claims four billion items in a 5-byte body.
+        assert!(Scan::new(&[0xdd, 0xff, 0xff, 0xff, 0xff]).value().is_err());
+        assert!(
+            Scan::new(&[0xdf, 0xff, 0xff, 0xff, 0xff])
+                .map_len()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn fields_are_read_in_place() {
+        let v = crate::wire::map([
+            ("name", Value::from("verse")),
+            ("data", Value::Binary(b"MThd".to_vec())),
+            ("n", Value::from(3)),
+        ]);
+        let bytes = encode(&v);
+        let mut s = Scan::new(&bytes);
+        assert_eq!(s.map_len().unwrap(), Some(3));
+        assert_eq!(s.key().unwrap(), Some("name"));
+        assert_eq!(s.array_len().unwrap(), None, "a str is no array");
+        assert_eq!(s.str().unwrap(), Some("verse"));
+        assert_eq!(s.key().unwrap(), Some("data"));
+        let r = s.bin().unwrap().unwrap();
+        assert_eq!(&bytes[r], b"MThd");
+        assert_eq!(s.key().unwrap(), Some("n"));
+        assert_eq!(s.str().unwrap(), None);
+        s.value().unwrap();
+        assert!(s.at_end());
+    }
+}
