@@ -16,6 +16,7 @@ pub mod ipns;
 pub mod node;
 pub mod pb;
 pub mod publish;
+pub mod records;
 
 pub use node::{Node, NodeOptions, NodeStatus};
 

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DhtMode, IpfsConfig};
 use crate::hub::Hub;
 use crate::ipfs::bitswap::{self, Bitswap, NodeRequest};
+use crate::ipfs::records::HubRecords;
 use crate::ipfs::{IpfsMetrics, ipns};
 
 /// How our identify describes us.
@@ -42,6 +43,13 @@ const KAD_MAX_PACKET: usize = 1024 * 1024;
 /// `start_providing` queries run at once (each contacts ~20 peers).
 const PROVIDES_IN_FLIGHT: usize = 4;
 
+/// Keys this hub announces as a provider (about 90 bytes each in memory).
+const OWN_PROVIDED_KEYS: usize = 1 << 22;
+
+/// Keys other peers' provider records may name in our DHT store (about 3.3 KB each, so at most
+/// about 13 MB; a peer flooding ADD_PROVIDER meets this cap).
+const OTHERS_PROVIDED_KEYS: usize = 4096;
+
 /// A provide that reached no peer (offline, empty routing table) is retried after this.
 const PROVIDE_RETRY: Duration = Duration::from_secs(300);
 
@@ -57,7 +65,7 @@ const FULL_RESCAN: Duration = Duration::from_secs(600);
 pub(crate) struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    kad: kad::Behaviour<HubRecords>,
     autonat: autonat::Behaviour,
     relay: relay::client::Behaviour,
     dcutr: dcutr::Behaviour,
@@ -380,13 +388,19 @@ fn build_swarm(keypair: &identity::Keypair, config: &IpfsConfig) -> Result<Swarm
                 // periodic bootstrap would only warn every few minutes.
                 kad_config.set_periodic_bootstrap_interval(None);
             }
+            // Other peers' records: a bounded few, since each provided key costs kad's memory
+            // store about 3.3 KB (see `records`). Our own provided keys are kept apart.
             let store_config = kad::store::MemoryStoreConfig {
-                max_provided_keys: 1 << 20,
+                max_provided_keys: OTHERS_PROVIDED_KEYS,
                 max_records: 4096,
                 max_value_bytes: ipns::MAX_RECORD_SIZE,
                 ..Default::default()
             };
-            let store = kad::store::MemoryStore::with_config(peer_id, store_config);
+            let store = HubRecords::new(
+                peer_id,
+                kad::store::MemoryStore::with_config(peer_id, store_config),
+                OWN_PROVIDED_KEYS,
+            );
             let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
             kad.set_mode(match dht_mode {
                 DhtMode::Auto => None,
