@@ -9,12 +9,14 @@
 //! - a larger object is written whole, in order, into one temp file, fsynced once and renamed
 //!   to `objects/<2 hex>/<object_id>`; each leaf becomes a row naming its range of that file.
 //!
-//! The object hash runs on the task that receives the bytes while each full leaf is hashed
-//! and written by a blocking thread, so on two cores the two hashes and the write overlap.
-//! A leaf is kept as the pieces the network delivered ([`ObjectWriter::write_bytes`]) and
-//! written from them: the only copy of a byte is the kernel's, into the page cache.
+//! The object hash runs on the task that receives the bytes, while a blocking thread hashes
+//! the leaves and writes the file, a batch of pieces at a time, so on two cores the two hashes
+//! and the write overlap. The pieces are the ones the network delivered
+//! ([`ObjectWriter::write_bytes`]), written from where they lie: the only copy of a byte is the
+//! kernel's, into the page cache. A writer holds at most two batches ([`BATCH_BYTES`] each),
+//! whatever the leaf size, so memory stays small with many uploads at once.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,20 +32,76 @@ use super::{
 use crate::cids::{self, Id, RAW};
 use crate::db::content;
 
-/// Leaf writes of one object that may be in flight at once (hash + write on blocking threads
-/// while more bytes arrive).
-const LEAVES_IN_FLIGHT: usize = 2;
+/// Bytes of pieces handed to the blocking thread at a time. One batch is hashed and written
+/// while the next arrives; the network's buffers are let go as each batch is written.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// A leaf hashed and written: its digest, length and offset in the object's file.
-type LeafResult = std::io::Result<(Id, u64, u64)>;
+type Leaf = (Id, u64, u64);
+
+/// The leaf hash in progress and where the file's next byte goes; it moves to the blocking
+/// thread with each batch and comes back with the leaves the batch completed.
+#[derive(Debug)]
+struct Leaves {
+    hasher: Sha256,
+    /// Offset of the leaf being hashed.
+    start: u64,
+    /// Its bytes hashed so far.
+    len: usize,
+    chunk: usize,
+    file: Arc<std::fs::File>,
+}
+
+impl Leaves {
+    /// Writes `pieces` at the end of the file and hashes them into leaves.
+    fn take(&mut self, pieces: &[Bytes]) -> std::io::Result<Vec<Leaf>> {
+        let mut done = Vec::new();
+        for piece in pieces {
+            self.file
+                .write_all_at(piece, self.start + self.len as u64)?;
+            let mut rest = &piece[..];
+            while !rest.is_empty() {
+                let n = (self.chunk - self.len).min(rest.len());
+                self.hasher.update(&rest[..n]);
+                self.len += n;
+                rest = &rest[n..];
+                if self.len == self.chunk {
+                    done.push(self.close());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Ends the leaf being hashed (the last one may be short).
+    fn close(&mut self) -> Leaf {
+        let digest = Id(self.hasher.finalize_reset().into());
+        let leaf = (digest, self.len as u64, self.start);
+        self.start += self.len as u64;
+        self.len = 0;
+        leaf
+    }
+
+    /// Bytes written so far.
+    fn written(&self) -> u64 {
+        self.start + self.len as u64
+    }
+}
+
+/// Where the [`Leaves`] are: here, or on the blocking thread with a batch.
+#[derive(Debug)]
+enum Lane {
+    Idle(Leaves),
+    Busy(tokio::task::JoinHandle<(Leaves, std::io::Result<Vec<Leaf>>)>),
+    /// Lost with a failed job.
+    Broken,
+}
 
 /// The temp file a large object is written into until it is complete and checked.
 #[derive(Debug)]
 struct WholeFile {
     path: PathBuf,
     file: Arc<std::fs::File>,
-    /// Where the next leaf goes.
-    next: u64,
 }
 
 /// Imports one object as its bytes arrive. See [`Store::writer`].
@@ -56,13 +114,13 @@ pub struct ObjectWriter {
     hasher: Sha256,
     /// A small object's bytes (one chunk at most).
     buf: Vec<u8>,
-    /// The pieces of the leaf being filled, as they arrived (not copied together), and
-    /// their length.
-    leaf: Vec<Bytes>,
-    leaf_len: usize,
+    /// Pieces not yet handed to the lane, as they arrived (not copied together), and their
+    /// length.
+    batch: Vec<Bytes>,
+    batch_len: usize,
     tree: Option<unixfs::TreeBuilder>,
     whole: Option<WholeFile>,
-    in_flight: VecDeque<tokio::task::JoinHandle<LeafResult>>,
+    lane: Option<Lane>,
     staged: Vec<StagedBlock>,
     dirs: BTreeSet<PathBuf>,
     /// The hub holds the object already: its bytes are only hashed.
@@ -95,7 +153,6 @@ impl Store {
             Some(WholeFile {
                 path,
                 file: Arc::new(file),
-                next: 0,
             })
         } else {
             None
@@ -111,11 +168,19 @@ impl Store {
             } else {
                 Vec::with_capacity(size as usize)
             },
-            leaf: Vec::new(),
-            leaf_len: 0,
+            batch: Vec::new(),
+            batch_len: 0,
             tree: large.then(|| unixfs::TreeBuilder::new(self.profile)),
+            lane: whole.as_ref().map(|w| {
+                Lane::Idle(Leaves {
+                    hasher: Sha256::new(),
+                    start: 0,
+                    len: 0,
+                    chunk,
+                    file: w.file.clone(),
+                })
+            }),
             whole,
-            in_flight: VecDeque::new(),
             staged: Vec::new(),
             dirs: BTreeSet::new(),
             known,
@@ -143,61 +208,70 @@ impl ObjectWriter {
         }
     }
 
-    /// Feeds the next bytes of the object without copying them: a large object's leaves are
+    /// Feeds the next bytes of the object without copying them: a large object's bytes are
     /// written from the pieces as they came.
-    pub async fn write_bytes(&mut self, mut data: Bytes) -> Result<()> {
+    pub async fn write_bytes(&mut self, data: Bytes) -> Result<()> {
         if self.tree.is_none() {
             self.write_small(&data);
             return Ok(());
         }
         self.received += data.len() as u64;
         self.hasher.update(&data);
-        let chunk = self.store.profile.chunk_size;
-        while !data.is_empty() {
-            let take = (chunk - self.leaf_len).min(data.len());
-            self.leaf.push(data.split_to(take));
-            self.leaf_len += take;
-            if self.leaf_len == chunk {
-                self.flush_leaf().await?;
+        self.batch_len += data.len();
+        self.batch.push(data);
+        if self.batch_len >= BATCH_BYTES {
+            self.hand_over().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the pending pieces to the lane, once the batch before them is done.
+    async fn hand_over(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut leaves = self.settle().await?;
+        let pieces = std::mem::take(&mut self.batch);
+        self.batch_len = 0;
+        self.lane = Some(Lane::Busy(tokio::task::spawn_blocking(move || {
+            let done = leaves.take(&pieces);
+            (leaves, done)
+        })));
+        Ok(())
+    }
+
+    /// Waits for the lane's batch, records the leaves it completed, and takes the leaf state
+    /// back (the lane is empty until it is handed over again).
+    async fn settle(&mut self) -> Result<Leaves> {
+        let (leaves, done) = match self.lane.take() {
+            Some(Lane::Idle(l)) => (l, Vec::new()),
+            Some(Lane::Busy(job)) => {
+                self.lane = Some(Lane::Broken);
+                let (l, done) = job
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                (l, done?)
             }
+            Some(Lane::Broken) | None => {
+                return Err(std::io::Error::other("an earlier write of this object failed").into());
+            }
+        };
+        for leaf in done {
+            self.add_leaf(leaf).await?;
         }
-        Ok(())
+        Ok(leaves)
     }
 
-    /// Hands the full leaf to a blocking thread that hashes it and writes it at its offset.
-    async fn flush_leaf(&mut self) -> Result<()> {
-        let Some(whole) = self.whole.as_mut() else {
-            return Ok(());
-        };
-        let pieces = std::mem::take(&mut self.leaf);
-        let len = std::mem::take(&mut self.leaf_len) as u64;
-        let offset = whole.next;
-        whole.next += len;
-        let file = whole.file.clone();
-        self.in_flight
-            .push_back(tokio::task::spawn_blocking(move || {
-                let mut h = Sha256::new();
-                let mut at = offset;
-                for piece in &pieces {
-                    h.update(piece);
-                    file.write_all_at(piece, at)?;
-                    at += piece.len() as u64;
-                }
-                Ok((Id(h.finalize().into()), len, offset))
-            }));
-        if self.in_flight.len() >= LEAVES_IN_FLIGHT {
-            self.settle_one().await?;
-        }
-        Ok(())
+    /// Waits for every byte handed over so far to be written; the lane is idle after.
+    async fn drain(&mut self) -> Result<u64> {
+        self.hand_over().await?;
+        let leaves = self.settle().await?;
+        let written = leaves.written();
+        self.lane = Some(Lane::Idle(leaves));
+        Ok(written)
     }
 
-    async fn settle_one(&mut self) -> Result<()> {
-        let Some(job) = self.in_flight.pop_front() else {
-            return Ok(());
-        };
-        let (digest, len, offset) = job
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+    async fn add_leaf(&mut self, (digest, len, offset): Leaf) -> Result<()> {
         self.staged.push(StagedBlock {
             digest,
             size: len,
@@ -207,7 +281,7 @@ impl ObjectWriter {
         let tree = self
             .tree
             .as_mut()
-            .expect("leaves are flushed only for trees");
+            .expect("leaves are written only for trees");
         let nodes = tree.push_leaf(cids::cid_of(RAW, &digest), len);
         self.stage_nodes(nodes).await
     }
@@ -246,17 +320,14 @@ impl ObjectWriter {
     }
 
     /// Bytes this writer has taken already, read back from its file: a leaf that repeats
-    /// within one object comes once in a CAR. `None` unless the range lies within leaves
-    /// already handed to the file (a large object only).
+    /// within one object comes once in a CAR. `None` unless the range lies within the bytes
+    /// taken so far (a large object only).
     pub async fn reread(&mut self, offset: u64, len: usize) -> Result<Option<Bytes>> {
-        let Some(whole) = &self.whole else {
-            return Ok(None);
-        };
-        if offset + len as u64 > whole.next {
+        if self.whole.is_none() {
             return Ok(None);
         }
-        while !self.in_flight.is_empty() {
-            self.settle_one().await?;
+        if offset + len as u64 > self.drain().await? {
+            return Ok(None);
         }
         let Some(whole) = &self.whole else {
             return Ok(None);
@@ -276,9 +347,9 @@ impl ObjectWriter {
     pub async fn finish(mut self) -> Result<super::Staged> {
         let actual = Id(self.hasher.clone().finalize().into());
         if self.received != self.size || actual != self.expected {
-            // Wait for leaf writes so no task outlives the request; the temp file goes with
+            // Wait for the lane so no task outlives the request; the temp file goes with
             // the writer.
-            for job in self.in_flight.drain(..) {
+            if let Some(Lane::Busy(job)) = self.lane.take() {
                 let _ = job.await;
             }
             return Err(Error::HashMismatch {
@@ -301,11 +372,11 @@ impl ObjectWriter {
             });
         }
         let root = if self.tree.is_some() {
-            if self.leaf_len > 0 {
-                self.flush_leaf().await?;
-            }
-            while !self.in_flight.is_empty() {
-                self.settle_one().await?;
+            self.drain().await?;
+            let mut leaves = self.settle().await?;
+            if leaves.len > 0 {
+                let last = leaves.close();
+                self.add_leaf(last).await?;
             }
             let tree = self.tree.take().expect("checked above");
             let (root, nodes, total) = tree.finish();
