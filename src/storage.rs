@@ -82,6 +82,9 @@ pub struct Store {
     dir: PathBuf,
     profile: unixfs::Profile,
     buffers: Arc<Buffers>,
+    /// Small objects' bytes staged in memory by every ingest session, awaiting their record
+    /// ([`Ingest`]).
+    staged: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Idle leaf buffers kept for reuse.
@@ -181,6 +184,7 @@ impl Store {
             dir: dir.to_owned(),
             profile: unixfs::UNIXFS_V1_2025,
             buffers: Arc::default(),
+            staged: Arc::default(),
         };
         store.backfill_object_blocks()?;
         Ok(store)

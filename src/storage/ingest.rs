@@ -16,6 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use cid::Cid;
 
@@ -26,6 +27,13 @@ use crate::db::{self, content};
 /// Inline bytes staged in memory after which a session records what it has so far, bounding
 /// memory when a client sends many small objects in one body.
 const RECORD_EVERY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Inline bytes all sessions of the hub may stage at once; past it, a session records what it
+/// has at its next object. Four pushes of four requests each held 50 MB of small files at once
+/// without it (massif, `musehub bench`'s concurrent phase). Nobody waits for the budget (a
+/// stalled upload could hold it forever): it only makes sessions record early, so the hub
+/// holds at most this plus one small object per session.
+const STAGED_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Objects staged after which a session records what it has so far (one transaction's size).
 const RECORD_EVERY_OBJECTS: usize = 4096;
@@ -103,8 +111,17 @@ pub struct Ingest {
     repo_id: Option<i64>,
     batch: Vec<Imported>,
     dirs: BTreeSet<PathBuf>,
+    /// Inline bytes of `batch`, counted in the store's hub-wide total too.
     staged_bytes: u64,
     done: Ingested,
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        self.store
+            .staged
+            .fetch_sub(self.staged_bytes, Ordering::Relaxed);
+    }
 }
 
 impl Store {
@@ -145,10 +162,15 @@ impl Ingest {
     /// Takes a staged object; records the batch so far once it is large.
     pub async fn add(&mut self, staged: Staged) -> Result<()> {
         self.done.seen += 1;
-        self.staged_bytes += staged.inline_bytes();
+        let inline = staged.inline_bytes();
+        self.staged_bytes += inline;
+        let hub_wide = self.store.staged.fetch_add(inline, Ordering::Relaxed) + inline;
         self.dirs.extend(staged.dirs);
         self.batch.push(staged.imported);
-        if self.staged_bytes > RECORD_EVERY_BYTES || self.batch.len() >= RECORD_EVERY_OBJECTS {
+        if self.staged_bytes > RECORD_EVERY_BYTES
+            || hub_wide > STAGED_BUDGET_BYTES
+            || self.batch.len() >= RECORD_EVERY_OBJECTS
+        {
             self.record().await?;
         }
         Ok(())
@@ -184,7 +206,10 @@ impl Ingest {
         }
         let objects = std::mem::take(&mut self.batch);
         let dirs = std::mem::take(&mut self.dirs);
-        self.staged_bytes = 0;
+        // The bytes leave the budget now: they are written or dropped by the end of this call.
+        self.store
+            .staged
+            .fetch_sub(std::mem::take(&mut self.staged_bytes), Ordering::Relaxed);
         tokio::task::spawn_blocking(move || sync_dirs(&dirs))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))??;
@@ -321,5 +346,65 @@ mod tests {
         assert_eq!(ingest.batch.len(), 3);
         let done = ingest.commit().await.unwrap();
         assert_eq!(done.stored, RECORD_EVERY_OBJECTS as u64 + 3);
+    }
+
+    /// `n` distinct inline-sized objects.
+    fn smalls(seed: u8, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut b = vec![seed; super::super::INLINE_MAX];
+                b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                b
+            })
+            .collect()
+    }
+
+    async fn recorded(store: &Store, bytes: &[u8]) -> bool {
+        let id = Id::of(bytes);
+        store
+            .db
+            .read(move |c| content::object(c, &id))
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    #[tokio::test]
+    async fn sessions_record_early_when_the_hub_wide_budget_is_spent() {
+        let (_dir, store, repos) = crate::storage::test_store(&["a", "b"]);
+        let per = STAGED_BUDGET_BYTES as usize / super::super::INLINE_MAX;
+        // One session stages three quarters of the budget and waits (a slow upload).
+        let mut slow = store.ingest(repos[0]);
+        let held = smalls(1, per * 3 / 4);
+        for b in &held {
+            slow.add_bytes(b).await.unwrap();
+        }
+        assert!(
+            !recorded(&store, &held[0]).await,
+            "under budget: still staged"
+        );
+        // Another session passes the budget: it records its own batch at once.
+        let mut fast = store.ingest(repos[1]);
+        let more = smalls(2, per / 2);
+        for b in &more {
+            fast.add_bytes(b).await.unwrap();
+        }
+        assert!(
+            recorded(&store, &more[0]).await,
+            "over budget: recorded early"
+        );
+        assert!(
+            store.staged.load(Ordering::Relaxed) <= STAGED_BUDGET_BYTES,
+            "the hub stays within its budget"
+        );
+        // Nobody waited; the slow session's bytes are still its own to record.
+        assert!(!recorded(&store, &held[0]).await);
+        fast.commit().await.unwrap();
+        drop(slow);
+        assert_eq!(
+            store.staged.load(Ordering::Relaxed),
+            0,
+            "commits and dropped sessions give their bytes back"
+        );
     }
 }
