@@ -52,6 +52,14 @@ pub const TEMPLATE: &str = r#"# musehub configuration. Each setting can also be 
 # only other tools fetch from this hub.
 # max_fetch_answer = "64 MiB"
 
+# How long a client may take to send a request's headers; then the hub closes the
+# connection (so a client trickling them cannot hold it open forever).
+# header_timeout = "30s"
+
+# Most connections the web server serves at once; a connection past this is closed as soon
+# as it arrives (counted in /metrics as musehub_http_connections_refused_total).
+# max_connections = 1024
+
 # Address shown in `musehub token create` instructions, e.g. "https://musehub.local:8443".
 # public_url = "http://127.0.0.1:8080"
 
@@ -135,6 +143,8 @@ pub struct RawConfig {
     pub default_visibility: Option<String>,
     pub max_body: Option<Size>,
     pub max_fetch_answer: Option<Size>,
+    pub header_timeout: Option<String>,
+    pub max_connections: Option<u64>,
     pub public_url: Option<String>,
     pub ipfs: Option<RawIpfs>,
     pub chain: Option<RawChain>,
@@ -479,6 +489,19 @@ impl Paths {
     }
 }
 
+/// What the web server allows a connection (see `server::accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Default `header_timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `max_connections`: a band's browsers and CLIs use a few dozen; each open
+/// connection costs a socket and a few KiB of buffers.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -488,6 +511,7 @@ pub struct Config {
     pub tls_names: Vec<String>,
     pub default_visibility: Visibility,
     pub limits: Limits,
+    pub http: HttpConfig,
     /// Base URL shown to users; derived from `listen` and `tls` when not set.
     pub public_url: String,
     /// How long shutdown waits for open requests.
@@ -572,6 +596,22 @@ impl Config {
             .map(|s| s.bytes())
             .transpose()?
             .unwrap_or(CLI_MAX_RESPONSE);
+        let header_timeout = match raw.header_timeout {
+            None => DEFAULT_HEADER_TIMEOUT,
+            Some(t) => {
+                let d = humantime::parse_duration(&t)
+                    .with_context(|| format!("header_timeout {t:?} must be a duration like 30s"))?;
+                if d.is_zero() {
+                    bail!("header_timeout must be more than 0s");
+                }
+                d
+            }
+        };
+        let max_connections = match raw.max_connections {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(0) => bail!("max_connections must be at least 1"),
+            Some(n) => usize::try_from(n).context("max_connections is too large")?,
+        };
         let public_url = match raw.public_url.filter(|u| !u.trim().is_empty()) {
             Some(u) => {
                 let u = u.trim().trim_end_matches('/');
@@ -605,6 +645,10 @@ impl Config {
             limits: Limits {
                 max_body,
                 max_fetch_answer,
+            },
+            http: HttpConfig {
+                header_timeout,
+                max_connections,
             },
             public_url,
             shutdown_grace: Duration::from_secs(10),
@@ -674,6 +718,16 @@ fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Resul
     }
     if let Some(v) = get("MUSEHUB_MAX_FETCH_ANSWER") {
         raw.max_fetch_answer = Some(Size::Text(v));
+    }
+    if let Some(v) = get("MUSEHUB_HEADER_TIMEOUT") {
+        raw.header_timeout = Some(v);
+    }
+    if let Some(v) = get("MUSEHUB_MAX_CONNECTIONS") {
+        raw.max_connections = Some(
+            v.trim()
+                .parse()
+                .with_context(|| format!("MUSEHUB_MAX_CONNECTIONS must be a number, not {v:?}"))?,
+        );
     }
     if let Some(v) = get("MUSEHUB_PUBLIC_URL") {
         raw.public_url = Some(v);
@@ -882,6 +936,45 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn connection_limits_parse_and_refuse_nonsense() {
+        let validate = |text: &str| {
+            Config::validate(
+                Paths {
+                    data_dir: ".".into(),
+                },
+                toml::from_str(text).unwrap(),
+            )
+        };
+        let c = validate("").unwrap();
+        assert_eq!(
+            c.http,
+            HttpConfig {
+                header_timeout: DEFAULT_HEADER_TIMEOUT,
+                max_connections: DEFAULT_MAX_CONNECTIONS
+            }
+        );
+        let c = validate("header_timeout = \"5s\"\nmax_connections = 10").unwrap();
+        assert_eq!(c.http.header_timeout, Duration::from_secs(5));
+        assert_eq!(c.http.max_connections, 10);
+        for bad in [
+            "header_timeout = \"soon\"",
+            "header_timeout = \"0s\"",
+            "max_connections = 0",
+        ] {
+            let e = validate(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("header_timeout") || e.contains("max_connections"),
+                "{bad}: {e}"
+            );
+        }
+        let mut raw = RawConfig::default();
+        apply_env(&mut raw, |k| {
+            (k == "MUSEHUB_MAX_CONNECTIONS").then(|| "many".to_owned())
+        })
+        .unwrap_err();
     }
 
     #[test]

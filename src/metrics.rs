@@ -47,6 +47,8 @@ pub struct Metrics {
     pub bytes_out: Counter,
     pub objects_stored: Counter,
     pub pushes: Counter,
+    /// Connections closed at once because `max_connections` were open.
+    pub connections_refused: Counter,
     push_buckets: [Counter; PUSH_BUCKETS.len()],
     push_micros: Counter,
 }
@@ -118,6 +120,11 @@ impl Metrics {
             "musehub_http_response_bytes_total",
             "Response body bytes sent.",
             self.bytes_out.get(),
+        );
+        out.counter(
+            "musehub_http_connections_refused_total",
+            "Connections closed as soon as accepted because max_connections were open.",
+            self.connections_refused.get(),
         );
         out.counter(
             "musehub_objects_stored_total",

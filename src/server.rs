@@ -22,6 +22,8 @@ use crate::storage::Store;
 use crate::tls;
 use crate::web::{self, AppState};
 
+pub mod accept;
+
 /// A running hub.
 #[derive(Debug)]
 pub struct Server {
@@ -198,33 +200,23 @@ impl Server {
             data_dir: Some(Arc::from(config.paths.data_dir.as_path())),
         };
         let app = web::router(state);
-        let task = if config.tls {
-            let server_config = tls::server_config(&tls_paths)?;
-            let token = shutdown.clone();
-            tokio::spawn(tls::serve(
-                listener,
-                server_config,
-                app,
-                token,
-                config.shutdown_grace,
-            ))
-        } else {
-            let token = shutdown.clone();
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            // Answers go out in pieces (a fetch's header, its objects, its tail): without
-            // TCP_NODELAY the last small piece waited for the client's delayed ACK, about
-            // 40 ms on every small fetch (the bench's sketchbook showed it).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(target: "musehub::server", error = %e, "TCP_NODELAY not set");
-                }
-            });
-            tokio::spawn(async move {
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(token.cancelled_owned())
-                    .await
-            })
+        let listen = accept::Listen {
+            tls: if config.tls {
+                Some(tls::server_config(&tls_paths)?)
+            } else {
+                None
+            },
+            header_timeout: config.http.header_timeout,
+            max_connections: config.http.max_connections,
+            grace: config.shutdown_grace,
         };
+        let task = tokio::spawn(accept::serve(
+            listener,
+            app,
+            listen,
+            hub.metrics().clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(target: "musehub::server", %addr, tls = config.tls, data = %config.paths.data_dir.display(), "serving");
         Ok(Server {
             addr,

@@ -135,7 +135,7 @@ mod client;
 mod server;
 pub use ca::{ca_fingerprint, ca_pem, ensure_certificates};
 pub use client::{client_config_trusting, client_config_webpki, http_client_builder};
-pub use server::{serve, server_config};
+pub use server::server_config;
 
 /// The crypto provider used everywhere in this module.
 fn provider() -> Arc<CryptoProvider> {
@@ -398,12 +398,18 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(
+        let listen = crate::server::accept::Listen {
+            tls: Some(config),
+            header_timeout: Duration::from_secs(30),
+            max_connections: 64,
+            grace: Duration::from_secs(30),
+        };
+        let server = tokio::spawn(crate::server::accept::serve(
             listener,
-            config,
             app,
+            listen,
+            Default::default(),
             shutdown.clone(),
-            Duration::from_secs(30),
         ));
 
         let trusting = reqwest::Client::builder()

@@ -21,6 +21,7 @@
 //! - `appliance`: the OS image under qemu: first-boot setup, replication, reboots (`scripts/test-image`).
 //! - `setup`: `musehub setup` from a boot-partition folder: first run, idempotent reruns, refusals, the link to `/setup`.
 //! - `crash`: SIGKILL during concurrent pushes loses nothing the hub acknowledged.
+//! - `limits`: headers trickled a byte at a time are cut off; connections past the cap are closed.
 //! - `layers`: no two source files use each other (the layer graph has no cycles), and the web
 //!   layer never reaches the database or block store past the hub's typed repo access.
 
@@ -39,6 +40,7 @@ mod identity;
 mod ipfs;
 mod lan;
 mod layers;
+mod limits;
 mod setup;
 mod unixfs_interop;
 mod web_media;
