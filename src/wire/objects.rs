@@ -310,55 +310,20 @@ where
 
     /// Skips one complete value of any type without buffering its payload.
     async fn skip_value(&mut self) -> Result<(), Error> {
+        use super::scan::{After, after};
         let mut pending: u64 = 1;
         while pending > 0 {
             pending -= 1;
-            let m = self.u8().await?;
-            let payload = match m {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
-                0x80..=0x8f => {
-                    pending += 2 * u64::from(m & 0x0f);
-                    0
+            match after(self.u8().await?) {
+                After::Bytes(n) => self.skip_bytes(n).await?,
+                After::Values(n) => pending += n,
+                After::Sized { width, extra } => {
+                    let n = self.be(width).await? + extra;
+                    self.skip_bytes(n).await?;
                 }
-                0x90..=0x9f => {
-                    pending += u64::from(m & 0x0f);
-                    0
-                }
-                0xa0..=0xbf => u64::from(m & 0x1f),
-                0xcc | 0xd0 => 1,
-                0xcd | 0xd1 => 2,
-                0xce | 0xd2 | 0xca => 4,
-                0xcf | 0xd3 | 0xcb => 8,
-                0xd4 => 2,
-                0xd5 => 3,
-                0xd6 => 5,
-                0xd7 => 9,
-                0xd8 => 17,
-                0xc4 | 0xd9 => self.be(1).await?,
-                0xc5 | 0xda => self.be(2).await?,
-                0xc6 | 0xdb => self.be(4).await?,
-                0xc7 => self.be(1).await? + 1,
-                0xc8 => self.be(2).await? + 1,
-                0xc9 => self.be(4).await? + 1,
-                0xdc => {
-                    pending += self.be(2).await?;
-                    0
-                }
-                0xdd => {
-                    pending += self.be(4).await?;
-                    0
-                }
-                0xde => {
-                    pending += 2 * self.be(2).await?;
-                    0
-                }
-                0xdf => {
-                    pending += 2 * self.be(4).await?;
-                    0
-                }
-                0xc1 => return Err(Error::Msgpack("reserved byte 0xc1".into())),
-            };
-            self.skip_bytes(payload).await?;
+                After::Counted { width, per } => pending += per * self.be(width).await?,
+                After::Reserved => return Err(Error::Msgpack("reserved byte 0xc1".into())),
+            }
         }
         Ok(())
     }

@@ -72,42 +72,28 @@ impl<'a> Scan<'a> {
 
     /// A map header's entry count; `None`, reading nothing, when the next value is no map.
     pub fn map_len(&mut self) -> Result<Option<usize>> {
-        let n = match self.peek()? {
-            m @ 0x80..=0x8f => {
-                self.pos += 1;
-                u64::from(m & 0x0f)
-            }
-            0xde => {
-                self.pos += 1;
-                self.uint(2)?
-            }
-            0xdf => {
-                self.pos += 1;
-                self.uint(4)?
-            }
-            _ => return Ok(None),
-        };
-        Ok(Some(self.count(n, 2)?))
+        self.container(0x80, 0xde, 2)
     }
 
     /// An array header's item count; `None`, reading nothing, when the next value is no array.
     pub fn array_len(&mut self) -> Result<Option<usize>> {
-        let n = match self.peek()? {
-            m @ 0x90..=0x9f => {
-                self.pos += 1;
-                u64::from(m & 0x0f)
-            }
-            0xdc => {
-                self.pos += 1;
-                self.uint(2)?
-            }
-            0xdd => {
-                self.pos += 1;
-                self.uint(4)?
-            }
-            _ => return Ok(None),
+        self.container(0x90, 0xdc, 1)
+    }
+
+    /// A container header: `fix` is its fix form's high nibble, `wide` its 16-bit marker
+    /// (the 32-bit one follows it), `per` the values each entry holds.
+    fn container(&mut self, fix: u8, wide: u8, per: u64) -> Result<Option<usize>> {
+        let m = self.peek()?;
+        let n = if m & 0xf0 == fix {
+            self.pos += 1;
+            u64::from(m & 0x0f)
+        } else if m == wide || m == wide + 1 {
+            self.pos += 1;
+            self.uint(if m == wide { 2 } else { 4 })?
+        } else {
+            return Ok(None);
         };
-        Ok(Some(self.count(n, 1)?))
+        Ok(Some(self.count(n, per)?))
     }
 
     /// A container's count, refused when the bytes left cannot hold that many values (each
@@ -190,60 +176,70 @@ impl<'a> Scan<'a> {
         let mut pending: u64 = 1;
         while pending > 0 {
             pending -= 1;
-            let m = self.take(1)?[0];
-            let data = match m {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
-                0x80..=0x8f => {
-                    pending += 2 * u64::from(m & 0x0f);
-                    0
+            match after(self.take(1)?[0]) {
+                After::Bytes(n) => {
+                    self.take(n as usize)?;
                 }
-                0x90..=0x9f => {
-                    pending += u64::from(m & 0x0f);
-                    0
+                After::Values(n) => pending += n,
+                After::Sized { width, extra } => {
+                    let n = self.uint(width)? + extra;
+                    self.take(n as usize)?;
                 }
-                0xa0..=0xbf => usize::from(m & 0x1f),
-                0xc1 => return Err(Error::Msgpack("reserved marker 0xc1".into())),
-                0xc4 | 0xd9 => self.uint(1)? as usize,
-                0xc5 | 0xda => self.uint(2)? as usize,
-                0xc6 | 0xdb => self.uint(4)? as usize,
-                // ext: length, then a type byte, then the data.
-                0xc7 => self.uint(1)? as usize + 1,
-                0xc8 => self.uint(2)? as usize + 1,
-                0xc9 => self.uint(4)? as usize + 1,
-                0xca => 4,
-                0xcb => 8,
-                0xcc | 0xd0 => 1,
-                0xcd | 0xd1 => 2,
-                0xce | 0xd2 => 4,
-                0xcf | 0xd3 => 8,
-                0xd4 => 2,
-                0xd5 => 3,
-                0xd6 => 5,
-                0xd7 => 9,
-                0xd8 => 17,
-                0xdc => {
-                    pending += self.uint(2)?;
-                    0
-                }
-                0xdd => {
-                    pending += self.uint(4)?;
-                    0
-                }
-                0xde => {
-                    pending += 2 * self.uint(2)?;
-                    0
-                }
-                0xdf => {
-                    pending += 2 * self.uint(4)?;
-                    0
-                }
-            };
-            self.take(data)?;
+                After::Counted { width, per } => pending += per * self.uint(width)?,
+                After::Reserved => return Err(Error::Msgpack("reserved byte 0xc1".into())),
+            }
             if pending > self.left() as u64 {
                 return Err(truncated());
             }
         }
         Ok(())
+    }
+}
+
+/// What follows a msgpack marker byte: the one table both readers (this in-place one and the
+/// streaming [`super::objects`] one) read past values with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// This many payload bytes.
+    Bytes(u64),
+    /// This many more values (a fixarray's items; a fixmap's keys and values).
+    Values(u64),
+    /// A big-endian length of `width` bytes, then that many payload bytes plus `extra` (an
+    /// ext's type byte).
+    Sized { width: usize, extra: u64 },
+    /// A big-endian count of `width` bytes, then that many values times `per` (2 for a map).
+    Counted { width: usize, per: u64 },
+    /// 0xc1, which msgpack never uses.
+    Reserved,
+}
+
+/// See [`After`].
+pub fn after(m: u8) -> After {
+    match m {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => After::Bytes(0),
+        0x80..=0x8f => After::Values(2 * u64::from(m & 0x0f)),
+        0x90..=0x9f => After::Values(u64::from(m & 0x0f)),
+        0xa0..=0xbf => After::Bytes(u64::from(m & 0x1f)),
+        0xc1 => After::Reserved,
+        0xcc | 0xd0 => After::Bytes(1),
+        0xcd | 0xd1 => After::Bytes(2),
+        0xce | 0xd2 | 0xca => After::Bytes(4),
+        0xcf | 0xd3 | 0xcb => After::Bytes(8),
+        0xd4 => After::Bytes(2),
+        0xd5 => After::Bytes(3),
+        0xd6 => After::Bytes(5),
+        0xd7 => After::Bytes(9),
+        0xd8 => After::Bytes(17),
+        0xc4 | 0xd9 => After::Sized { width: 1, extra: 0 },
+        0xc5 | 0xda => After::Sized { width: 2, extra: 0 },
+        0xc6 | 0xdb => After::Sized { width: 4, extra: 0 },
+        0xc7 => After::Sized { width: 1, extra: 1 },
+        0xc8 => After::Sized { width: 2, extra: 1 },
+        0xc9 => After::Sized { width: 4, extra: 1 },
+        0xdc => After::Counted { width: 2, per: 1 },
+        0xdd => After::Counted { width: 4, per: 1 },
+        0xde => After::Counted { width: 2, per: 2 },
+        0xdf => After::Counted { width: 4, per: 2 },
     }
 }
 
