@@ -50,15 +50,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Decodes one small value (no map check).
+/// Decodes exactly one value from `bytes` (any type).
 pub fn decode_value(bytes: &[u8]) -> Result<Value> {
-    let mut cursor = bytes;
-    rmpv::decode::read_value_with_max_depth(&mut cursor, MAX_DEPTH)
-        .map_err(|e| Error::Msgpack(e.to_string()))
-}
-
-/// Decodes a whole msgpack body into a map value.
-pub fn decode(bytes: &[u8]) -> Result<Value> {
     let mut cursor = bytes;
     let v = rmpv::decode::read_value_with_max_depth(&mut cursor, MAX_DEPTH)
         .map_err(|e| Error::Msgpack(e.to_string()))?;
@@ -68,6 +61,12 @@ pub fn decode(bytes: &[u8]) -> Result<Value> {
             cursor.len()
         )));
     }
+    Ok(v)
+}
+
+/// Decodes a whole msgpack body into a map value.
+pub fn decode(bytes: &[u8]) -> Result<Value> {
+    let v = decode_value(bytes)?;
     if !v.is_map() {
         return Err(Error::NotMap);
     }

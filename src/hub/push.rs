@@ -97,12 +97,12 @@ impl Pack {
         muse::check_branch(&push.branch)?;
         let mut snapshots = Vec::with_capacity(push.snapshots.len());
         for s in push.snapshots {
-            let mut oids = Vec::with_capacity(s.entries());
-            for (path, oid) in s.manifest() {
+            // Read once: each entry's id is hex to parse.
+            let entries: Vec<(&str, Id)> = s.manifest().collect();
+            for (path, _) in &entries {
                 muse::check_path(path)?;
-                oids.push(oid);
             }
-            let computed = muse::snapshot_id(s.manifest());
+            let computed = muse::snapshot_id(entries.iter().map(|(p, o)| (*p, o)));
             if computed != s.snapshot_id {
                 return Err(muse::Error::SnapshotId {
                     claimed: s.snapshot_id,
@@ -110,6 +110,7 @@ impl Pack {
                 }
                 .into());
             }
+            let oids = entries.into_iter().map(|(_, o)| o).collect();
             snapshots.push((s.snapshot_id, oids, s.raw().clone()));
         }
         for c in &push.commits {

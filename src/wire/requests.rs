@@ -8,7 +8,7 @@ use bytes::Bytes;
 use rmpv::Value;
 
 use super::scan::Scan;
-use super::{Error, Fields, Result, decode_value, encode};
+use super::{Error, Fields, Result, decode_value};
 use crate::cids::Id;
 use crate::db::content::CommitRow;
 
@@ -126,15 +126,14 @@ pub struct PushedCommit {
 pub struct PushedSnapshot {
     pub snapshot_id: Id,
     raw: Bytes,
-    /// The manifest map's range in `raw`.
-    manifest: Range<usize>,
-    entries: usize,
+    /// Where the manifest map starts in `raw`.
+    manifest_at: usize,
 }
 
 impl PushedSnapshot {
-    /// The record a client sends for `manifest` (tests and tools; the hub reads them from
-    /// bodies).
-    pub fn new(snapshot_id: Id, manifest: &[(String, Id)]) -> Self {
+    /// The record a client sends for `manifest` (tests; the hub reads them from bodies).
+    #[cfg(test)]
+    pub(crate) fn new(snapshot_id: Id, manifest: &[(String, Id)]) -> Self {
         let record = super::map([
             ("snapshot_id", Value::from(snapshot_id.to_hex())),
             (
@@ -147,32 +146,20 @@ impl PushedSnapshot {
                 ),
             ),
         ]);
-        Self::read(Bytes::from(encode(&record)), "snapshot")
+        Self::read(Bytes::from(super::encode(&record)), "snapshot")
             .expect("a record built from typed values reads back")
     }
 
     /// Reads the snapshot record `raw`, checking its id and every manifest entry; `path` names
     /// it in errors (`bundle.snapshots[2]`).
     fn read(raw: Bytes, path: &str) -> Result<Self> {
-        let mut s = Scan::new(&raw);
-        let n = s.map_len()?.ok_or_else(|| Error::Type {
-            field: path.to_owned(),
-            expected: "a map",
-        })?;
-        let (mut id_at, mut manifest_at) = (None, None);
-        for _ in 0..n {
-            let key = s.key()?;
-            let r = s.value()?;
-            match key {
-                Some("snapshot_id") if id_at.is_none() => id_at = Some(r),
-                Some("manifest") if manifest_at.is_none() => manifest_at = Some(r),
-                _ => {}
-            }
-        }
+        let ([id_at, manifest_at], _) = pick(&raw, 0, path, ["snapshot_id", "manifest"])?;
         let snapshot_id = read_id(&raw, id_at, &format!("{path}.snapshot_id"))?;
         let field = format!("{path}.manifest");
-        let manifest = manifest_at.ok_or_else(|| Error::Missing(field.clone()))?;
-        let mut m = Scan::at(&raw, manifest.start);
+        let manifest_at = manifest_at
+            .ok_or_else(|| Error::Missing(field.clone()))?
+            .start;
+        let mut m = Scan::at(&raw, manifest_at);
         let entries = m.map_len()?.ok_or_else(|| Error::Type {
             field: field.clone(),
             expected: "a map",
@@ -195,8 +182,7 @@ impl PushedSnapshot {
         Ok(PushedSnapshot {
             snapshot_id,
             raw,
-            manifest,
-            entries,
+            manifest_at,
         })
     }
 
@@ -205,14 +191,9 @@ impl PushedSnapshot {
         &self.raw
     }
 
-    /// How many files the manifest lists.
-    pub fn entries(&self) -> usize {
-        self.entries
-    }
-
     /// The manifest's (path, object id) entries in the order sent.
     pub fn manifest(&self) -> impl Iterator<Item = (&str, Id)> + '_ {
-        let mut m = Scan::at(&self.raw, self.manifest.start);
+        let mut m = Scan::at(&self.raw, self.manifest_at);
         let n = m.map_len().ok().flatten().unwrap_or(0);
         (0..n).map_while(move |_| {
             let path = m.str().ok()??;
@@ -220,6 +201,30 @@ impl PushedSnapshot {
             Some((path, oid))
         })
     }
+}
+
+/// The values of `names` in the map at `at` of `buf` (the first of each, as [`Fields::get`]
+/// finds it), as ranges of `buf`, and where the map ends. `field` names the map in errors.
+fn pick<const N: usize>(
+    buf: &[u8],
+    at: usize,
+    field: &str,
+    names: [&str; N],
+) -> Result<([Option<Range<usize>>; N], usize)> {
+    let mut s = Scan::at(buf, at);
+    let n = s.map_len()?.ok_or_else(|| Error::Type {
+        field: field.to_owned(),
+        expected: "a map",
+    })?;
+    let mut found: [Option<Range<usize>>; N] = std::array::from_fn(|_| None);
+    for _ in 0..n {
+        let key = s.key()?;
+        let r = s.value()?;
+        if let Some(i) = key.and_then(|k| names.iter().position(|n| *n == k)) {
+            found[i].get_or_insert(r);
+        }
+    }
+    Ok((found, s.pos()))
 }
 
 /// The id at `at` of `buf`, as [`Fields::id`] reads one.
@@ -268,26 +273,27 @@ impl Push {
     /// Reads a push body in place: its records stay ranges of `body` (see [`super::scan`]);
     /// only the small fields and each commit record are decoded into values.
     pub fn parse(body: Bytes) -> Result<Self> {
-        let mut s = Scan::new(&body);
-        let n = s.map_len()?.ok_or(Error::NotMap)?;
-        let mut top = Vec::new();
-        let mut bundle_at = None;
-        for _ in 0..n {
-            let key = s.key()?;
-            let r = s.value()?;
-            match key {
-                Some("bundle") if bundle_at.is_none() => bundle_at = Some(r),
-                Some(k @ ("branch" | "force" | "branch_heads")) => {
-                    top.push((Value::from(k), decode_value(&body[r])?));
-                }
-                _ => {}
-            }
+        if Scan::new(&body).map_len()?.is_none() {
+            return Err(Error::NotMap);
         }
-        if !s.at_end() {
+        let ([branch_at, force_at, heads_at, bundle_at], end) =
+            pick(&body, 0, "", ["branch", "force", "branch_heads", "bundle"])?;
+        if end != body.len() {
             return Err(Error::Msgpack(format!(
                 "{} bytes after the value",
-                s.left()
+                body.len() - end
             )));
+        }
+        // The small fields, decoded to read them as every other request does.
+        let mut top = Vec::new();
+        for (name, at) in [
+            ("branch", branch_at),
+            ("force", force_at),
+            ("branch_heads", heads_at),
+        ] {
+            if let Some(r) = at {
+                top.push((Value::from(name), decode_value(&body[r])?));
+            }
         }
         let top = Value::Map(top);
         let f = Fields::of(&top, "")?;
@@ -295,25 +301,12 @@ impl Push {
         let force = f.bool_or("force", false)?;
 
         let bundle_at = bundle_at.ok_or_else(|| Error::Missing("bundle".into()))?;
-        let mut b = Scan::at(&body, bundle_at.start);
-        let n = b.map_len()?.ok_or_else(|| Error::Type {
-            field: "bundle".into(),
-            expected: "a map",
-        })?;
-        let (mut commits_at, mut snapshots_at, mut objects_at, mut heads_at) =
-            (None, None, None, None);
-        for _ in 0..n {
-            let key = b.key()?;
-            let r = b.value()?;
-            let slot = match key {
-                Some("commits") => &mut commits_at,
-                Some("snapshots") => &mut snapshots_at,
-                Some("objects") => &mut objects_at,
-                Some("branch_heads") => &mut heads_at,
-                _ => continue,
-            };
-            slot.get_or_insert(r);
-        }
+        let ([commits_at, snapshots_at, objects_at, bundle_heads_at], _) = pick(
+            &body,
+            bundle_at.start,
+            "bundle",
+            ["commits", "snapshots", "objects", "branch_heads"],
+        )?;
 
         let mut snapshots = Vec::new();
         for (i, r) in items(&body, snapshots_at, "bundle.snapshots")?
@@ -358,28 +351,13 @@ impl Push {
             .enumerate()
         {
             let path = format!("bundle.objects[{i}]");
-            let mut o = Scan::at(&body, r.start);
-            let n = o.map_len()?.ok_or_else(|| Error::Type {
-                field: path.clone(),
-                expected: "a map",
-            })?;
-            let (mut id_at, mut content) = (None, None);
-            for _ in 0..n {
-                match o.key()? {
-                    Some("object_id") if id_at.is_none() => id_at = Some(o.value()?),
-                    Some("content") if content.is_none() => {
-                        content = Some(o.bin()?);
-                        if content == Some(None) {
-                            o.value()?;
-                        }
-                    }
-                    _ => {
-                        o.value()?;
-                    }
-                }
-            }
+            let ([id_at, content_at], _) = pick(&body, r.start, &path, ["object_id", "content"])?;
             let id = read_id(&body, id_at, &format!("{path}.object_id"))?;
-            let Some(Some(content)) = content else {
+            let content = match content_at {
+                Some(c) => Scan::at(&body, c.start).bin()?,
+                None => None,
+            };
+            let Some(content) = content else {
                 return Err(Error::Type {
                     field: format!("{path}.content"),
                     expected: "msgpack bin",
@@ -388,7 +366,7 @@ impl Push {
             objects.push((id, body.slice(content)));
         }
 
-        let heads = match (f.get("branch_heads"), heads_at) {
+        let heads = match (f.get("branch_heads"), bundle_heads_at) {
             (Some(h), _) => Some(h.clone()),
             (None, Some(r)) => Some(decode_value(&body[r])?),
             (None, None) => None,
@@ -421,7 +399,7 @@ impl Push {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::map;
+    use crate::wire::{encode, map};
 
     fn hex(b: u8) -> String {
         Id([b; 32]).to_hex()
@@ -481,7 +459,7 @@ mod tests {
             push.snapshots[0].manifest().collect::<Vec<_>>(),
             [("a.mid", Id([3; 32]))]
         );
-        assert_eq!(push.snapshots[0].entries(), 1);
+        assert_eq!(push.snapshots[0].manifest().count(), 1);
         assert_eq!(push.objects, [(Id([3; 32]), Bytes::from_static(b"MThd"))]);
     }
 

@@ -36,11 +36,6 @@ impl<'a> Scan<'a> {
         self.pos
     }
 
-    /// Whether every byte has been read.
-    pub fn at_end(&self) -> bool {
-        self.pos == self.buf.len()
-    }
-
     /// Bytes left after the cursor.
     pub fn left(&self) -> usize {
         self.buf.len() - self.pos
@@ -105,50 +100,37 @@ impl<'a> Scan<'a> {
         Ok(n as usize)
     }
 
-    /// A str's bytes, if the next value is a str.
-    fn str_bytes(&mut self) -> Result<Option<&'a [u8]>> {
-        let len = match self.peek()? {
-            m @ 0xa0..=0xbf => {
-                self.pos += 1;
-                usize::from(m & 0x1f)
-            }
-            0xd9 => {
-                self.pos += 1;
-                self.uint(1)? as usize
-            }
-            0xda => {
-                self.pos += 1;
-                self.uint(2)? as usize
-            }
-            0xdb => {
-                self.pos += 1;
-                self.uint(4)? as usize
-            }
-            _ => return Ok(None),
+    /// The payload of a str or bin, as a range, when the next marker is one `accept` takes;
+    /// `None`, reading nothing, otherwise.
+    fn payload(&mut self, accept: fn(u8) -> bool) -> Result<Option<Range<usize>>> {
+        let m = self.peek()?;
+        if !accept(m) {
+            return Ok(None);
+        }
+        self.pos += 1;
+        let len = match after(m) {
+            After::Bytes(n) => n,
+            After::Sized { width, .. } => self.uint(width)?,
+            _ => return Err(Error::Msgpack(format!("marker {m:#04x} has no payload"))),
         };
-        self.take(len).map(Some)
+        let start = self.pos;
+        self.take(len as usize)?;
+        Ok(Some(start..self.pos))
     }
 
     /// A UTF-8 str; `None` when the next value is not one (the value is then read past only if
     /// it was a str with bad UTF-8).
     pub fn str(&mut self) -> Result<Option<&'a str>> {
-        Ok(self.str_bytes()?.and_then(|b| std::str::from_utf8(b).ok()))
+        let buf = self.buf;
+        Ok(self
+            .payload(|m| matches!(m, 0xa0..=0xbf | 0xd9..=0xdb))?
+            .and_then(|r| std::str::from_utf8(&buf[r]).ok()))
     }
 
     /// A bin's bytes as a range of the buffer; `None`, reading nothing, when the next value is
     /// no bin.
     pub fn bin(&mut self) -> Result<Option<Range<usize>>> {
-        let len = match self.peek()? {
-            0xc4 => 1,
-            0xc5 => 2,
-            0xc6 => 4,
-            _ => return Ok(None),
-        };
-        self.pos += 1;
-        let len = self.uint(len)? as usize;
-        let start = self.pos;
-        self.take(len)?;
-        Ok(Some(start..self.pos))
+        self.payload(|m| matches!(m, 0xc4..=0xc6))
     }
 
     /// A map key: the str, or `None` for a key of another type (read past, as readers of
@@ -299,7 +281,7 @@ mod tests {
             let one = encode(&v);
             let mut s = Scan::new(&one);
             assert_eq!(s.value().unwrap(), 0..one.len(), "{v:?}");
-            assert!(s.at_end());
+            assert_eq!(s.left(), 0);
         }
     }
 
@@ -338,6 +320,6 @@ mod tests {
         assert_eq!(s.key().unwrap(), Some("n"));
         assert_eq!(s.str().unwrap(), None);
         s.value().unwrap();
-        assert!(s.at_end());
+        assert_eq!(s.left(), 0);
     }
 }
