@@ -372,7 +372,7 @@ impl ObjectWriter {
             });
         }
         let root = if self.tree.is_some() {
-            self.drain().await?;
+            self.hand_over().await?;
             let mut leaves = self.settle().await?;
             if leaves.len > 0 {
                 let last = leaves.close();
