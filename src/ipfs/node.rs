@@ -43,11 +43,11 @@ const KAD_MAX_PACKET: usize = 1024 * 1024;
 /// `start_providing` queries run at once (each contacts ~20 peers).
 const PROVIDES_IN_FLIGHT: usize = 4;
 
-/// Keys this hub announces as a provider (about 90 bytes each in memory).
+/// Keys this hub announces as a provider (a key each, about 100 bytes with its heap bytes).
 const OWN_PROVIDED_KEYS: usize = 1 << 22;
 
-/// Keys other peers' provider records may name in our DHT store (about 3.3 KB each, so at most
-/// about 13 MB; a peer flooding ADD_PROVIDER meets this cap).
+/// Keys other peers' provider records may name in our DHT store (about 3.1 KB each in kad's
+/// memory store, so at most about 13 MB; a peer flooding ADD_PROVIDER meets this cap).
 const OTHERS_PROVIDED_KEYS: usize = 4096;
 
 /// A provide that reached no peer (offline, empty routing table) is retried after this.
@@ -389,7 +389,7 @@ fn build_swarm(keypair: &identity::Keypair, config: &IpfsConfig) -> Result<Swarm
                 kad_config.set_periodic_bootstrap_interval(None);
             }
             // Other peers' records: a bounded few, since each provided key costs kad's memory
-            // store about 3.3 KB (see `records`). Our own provided keys are kept apart.
+            // store about 3.1 KB (see `records`). Our own provided keys are kept apart.
             let store_config = kad::store::MemoryStoreConfig {
                 max_provided_keys: OTHERS_PROVIDED_KEYS,
                 max_records: 4096,

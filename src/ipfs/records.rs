@@ -1,11 +1,13 @@
 //! The DHT's record store: kad's [`MemoryStore`] for what other peers store here (IPNS records,
 //! their provider records), and a plain set of keys for what this hub provides itself.
 //!
-//! `MemoryStore` keeps every provided key's providers in a `SmallVec` of 20 inline records of
-//! about 150 bytes each, so each key this hub announces cost about 3.3 KB whether one provider
-//! or twenty: 25 MB of a 512 MiB repo's hub (measured with massif), gigabytes for a large one.
-//! A provider record of our own says nothing but its key (no expiry, no addresses: kad adds
-//! the listen addresses when it answers), so the key is all that is kept (about 90 bytes).
+//! `MemoryStore` keeps every provided key's providers in a `SmallVec` of 20 inline records
+//! (`size_of::<ProviderRecord>()` is 152 bytes, so 3,040 bytes) and our own records once more
+//! in a set, so each key this hub announces cost about 3.2 KB whether it has one provider or
+//! twenty: 25 MB of a 512 MiB repo's hub (massif), gigabytes for a large one. A provider
+//! record of our own says nothing but its key (no expiry, no addresses: kad adds the listen
+//! addresses when it answers), so the key is all that is kept (a 32-byte `RecordKey` and its
+//! 34-byte multihash on the heap).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
