@@ -888,7 +888,6 @@ fn sketchbook(
     })
 }
 
-/// Downloads `GET commits/main/car?history=full` into `path`; returns the time and size.
 /// Downloads the whole history's CAR, into `path` or dropping the bytes; returns the time and
 /// the length.
 async fn car_export(api: &Api, path: Option<&Path>) -> Result<(Duration, u64)> {
